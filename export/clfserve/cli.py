@@ -1,0 +1,56 @@
+"""The `clfserve` command: one entry point; each room contributes its subcommands.
+
+Subcommand modules build their parsers without importing anything heavy (torch, mlflow,
+litestar); the work happens inside the handler each one sets with ``set_defaults(handler=...)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+
+from clfserve.runtime.errors import ClfserveError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from clfserve.export import cli as export_cli
+    from clfserve.service import cli as service_cli
+
+    parser = argparse.ArgumentParser(
+        prog="clfserve",
+        description="Train, export, evaluate and serve transformer text classifiers with ONNX.",
+        epilog="Run `clfserve COMMAND --help` for the options of each command.",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log at DEBUG level (default INFO)"
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    export_cli.add_commands(commands)
+    service_cli.add_commands(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except ClfserveError as exc:  # expected failures: one clear line, no traceback
+        print(f"clfserve: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("clfserve: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,196 @@
+"""`Classifier`: an artefact folder loaded into ONNX Runtime, ready to predict."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+from clfserve.runtime.batching import Chunk, pad_chunk, plan_chunks
+from clfserve.runtime.encoding import Encoded, TextEncoder
+from clfserve.runtime.errors import InvalidInput, ModelLoadError
+from clfserve.runtime.manifest import Manifest, verify_file
+from clfserve.runtime.postprocess import probabilities, to_predictions
+from clfserve.runtime.prediction import Prediction
+from clfserve.runtime.resources import usable_cpus
+from clfserve.runtime.session import (
+    CPU,
+    CUDA,
+    Device,
+    SessionInputs,
+    check_device,
+    create_session,
+    requested_providers,
+    session_inputs,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Identity and placement of a loaded model."""
+
+    name: str
+    version: str
+    checksum: str
+    variant: str
+    providers: tuple[str, ...]
+    labels: tuple[str, ...]
+    max_length: int
+    threads: int
+    load_seconds: float
+    path: str
+
+    @property
+    def device(self) -> str:
+        return "cuda" if self.providers and self.providers[0] == CUDA else "cpu"
+
+
+class Classifier:
+    """Predicts labels for texts with an ONNX model; safe to call from several threads."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        session: ort.InferenceSession,
+        encoder: TextEncoder,
+        info: ModelInfo,
+        batch_size: int,
+    ) -> None:
+        self.manifest = manifest
+        self.session = session
+        self.encoder = encoder
+        self.info = info
+        self.batch_size = batch_size
+        self._inputs: SessionInputs = session_inputs(session)
+        self._output = manifest.output
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        *,
+        device: Device = "auto",
+        variant: str | None = None,
+        batch_size: int = 32,
+        threads: int | None = None,
+        warmup: bool = True,
+    ) -> Classifier:
+        """Load an artefact folder.
+
+        ``device="auto"`` asks for CUDA then CPU and reports what it got; ``"cuda"`` raises
+        `ProviderError` unless CUDA is obtained. With no ``variant`` the int8 graph runs on CPU
+        and the fp32 graph on CUDA. ``threads`` defaults to the CPUs this process may use.
+        """
+        started = time.perf_counter()
+        folder = Path(path)
+        if not folder.is_dir():
+            raise ModelLoadError(f"{folder}: not a directory (expected an artefact folder)")
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        manifest = Manifest.read(folder)
+        threads = threads or usable_cpus()
+        encoder = TextEncoder(verify_file(folder, manifest.tokenizer), manifest.max_length)
+
+        session, chosen = cls._open(folder, manifest, device, variant, threads)
+        got = tuple(session.get_providers())
+        info = ModelInfo(
+            name=manifest.name,
+            version=manifest.version,
+            checksum=manifest.checksum,
+            variant=chosen,
+            providers=got,
+            labels=manifest.labels,
+            max_length=manifest.max_length,
+            threads=threads,
+            load_seconds=0.0,
+            path=str(folder),
+        )
+        classifier = cls(manifest, session, encoder, info, batch_size)
+        if warmup:
+            classifier.predict(["warm-up"] * min(batch_size, 2))
+        info = ModelInfo(**{**info.__dict__, "load_seconds": time.perf_counter() - started})
+        classifier.info = info
+        log.info(
+            "loaded %s v%s: variant=%s provider=%s threads=%d (%.2fs)",
+            info.name, info.version, info.variant, got[0], threads, info.load_seconds,
+        )  # fmt: skip
+        return classifier
+
+    @staticmethod
+    def _open(
+        folder: Path, manifest: Manifest, device: Device, variant: str | None, threads: int
+    ) -> tuple[ort.InferenceSession, str]:
+        if variant is not None and variant not in manifest.variants:
+            raise ModelLoadError(
+                f"{folder}: no variant {variant!r}; the manifest has {sorted(manifest.variants)}"
+            )
+        providers = requested_providers(device)
+        if CUDA in providers:
+            name = variant or ("fp32" if "fp32" in manifest.variants else variant_for_cpu(manifest))
+            session = create_session(verify_file(folder, manifest.variants[name]), providers, threads)
+            got = session.get_providers()
+            check_device(device, got)
+            if CUDA in got or variant is not None:
+                return session, name
+            log.warning("CUDA was requested but not obtained (got %s); using the CPU", got)
+        name = variant or variant_for_cpu(manifest)
+        path = verify_file(folder, manifest.variants[name])
+        return create_session(path, [CPU], threads), name
+
+    # -- prediction -----------------------------------------------------------------------
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        """Predict every text; results come back in the caller's order."""
+        if isinstance(texts, str):
+            raise InvalidInput("predict() takes a sequence of texts, not a single string")
+        if not texts:
+            return []
+        encoded = self.encoder.encode(texts)
+        probs = self.probabilities(encoded)
+        return to_predictions(probs, self.manifest.labels, encoded.truncated, encoded.lengths)
+
+    def probabilities(self, encoded: Encoded) -> npt.NDArray[np.float64]:
+        """Label probabilities for already encoded texts, rows in the caller's order."""
+        logits = np.empty((len(encoded.ids), len(self.manifest.labels)), dtype=np.float32)
+        for chunk in self.chunks(encoded):
+            logits[chunk.indices] = self.run(chunk)
+        return probabilities(logits, self.manifest.problem_type)
+
+    def chunks(self, encoded: Encoded) -> list[Chunk]:
+        """Length-sorted chunks of at most ``batch_size`` rows, each padded to its longest."""
+        return [
+            pad_chunk(indices, encoded.ids, encoded.type_ids, self.manifest.pad_token_id)
+            for indices in plan_chunks(encoded.lengths, self.batch_size)
+        ]
+
+    def run(self, chunk: Chunk) -> npt.NDArray[np.float32]:
+        """One `session.run` on a padded chunk: the raw logits."""
+        available = {
+            "input_ids": chunk.input_ids,
+            "attention_mask": chunk.attention_mask,
+            "token_type_ids": chunk.token_type_ids,
+        }
+        feeds = {}
+        for name, dtype in zip(self._inputs.names, self._inputs.dtypes, strict=True):
+            if name not in available:
+                raise ModelLoadError(f"the model wants an input {name!r} the runtime cannot make")
+            array = available[name]
+            feeds[name] = array if dtype == "int64" else array.astype(dtype)
+        (logits,) = self.session.run([self._output], feeds)
+        return np.asarray(logits, dtype=np.float32)
+
+
+def variant_for_cpu(manifest: Manifest) -> str:
+    """int8 where exported (fastest on CPU), else fp32, else whatever there is."""
+    for name in ("int8", "fp32"):
+        if name in manifest.variants:
+            return name
+    return next(iter(manifest.variants))

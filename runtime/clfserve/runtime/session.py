@@ -1,0 +1,73 @@
+"""Build ONNX Runtime sessions and find out which execution provider they really got.
+
+onnxruntime-gpu lists CUDA as available even where no driver exists and then silently falls back
+to CPU, so the truth is `session.get_providers()` after creation, never the request.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import onnxruntime as ort
+
+from clfserve.runtime.errors import ModelLoadError, ProviderError
+
+log = logging.getLogger(__name__)
+
+Device = Literal["auto", "cpu", "cuda"]
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+@dataclass(frozen=True)
+class SessionInputs:
+    """The graph's declared inputs: names in order and the numpy dtype each expects."""
+
+    names: tuple[str, ...]
+    dtypes: tuple[str, ...]
+
+
+def cuda_listed() -> bool:
+    """Whether this onnxruntime build lists CUDA (not proof that CUDA works)."""
+    return CUDA in ort.get_available_providers()
+
+
+def requested_providers(device: Device) -> list[str]:
+    if device == "cpu":
+        return [CPU]
+    if device == "cuda":
+        return [CUDA, CPU]
+    return [CUDA, CPU] if cuda_listed() else [CPU]
+
+
+def create_session(path: Path, providers: list[str], threads: int) -> ort.InferenceSession:
+    """An inference session on ``path`` with ``threads`` intra-op threads."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    except Exception as exc:  # ORT raises its own untyped errors for corrupt graphs
+        raise ModelLoadError(f"{path}: ONNX Runtime cannot load it ({exc})") from exc
+
+
+def check_device(device: Device, got: list[str]) -> None:
+    """Raise when CUDA was demanded but the session runs on something else."""
+    if device == "cuda" and CUDA not in got:
+        reason = (
+            "this onnxruntime build has no CUDA provider (install onnxruntime-gpu)"
+            if not cuda_listed()
+            else "CUDA is listed but could not be initialised (no GPU, driver or CUDA/cuDNN libs)"
+        )
+        raise ProviderError(f"device='cuda' requested but not obtained: {reason}; got {got}")
+
+
+def session_inputs(session: ort.InferenceSession) -> SessionInputs:
+    declared = session.get_inputs()
+    dtypes = tuple("int32" if i.type == "tensor(int32)" else "int64" for i in declared)
+    return SessionInputs(names=tuple(i.name for i in declared), dtypes=dtypes)

@@ -1,0 +1,70 @@
+"""Answering texts: the cache first, then the model (micro-batched for single texts)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from clfserve.runtime import ModelInfo, Prediction
+from clfserve.service.batcher import MicroBatcher
+from clfserve.service.cache import PredictionCache
+from clfserve.service.metrics import Metrics
+from clfserve.service.model_state import ModelState
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A prediction and whether it came from the cache."""
+
+    prediction: Prediction
+    cached: bool
+
+
+class PredictionService:
+    """What the routes call; owns no model, only how texts reach it."""
+
+    def __init__(
+        self, model: ModelState, cache: PredictionCache, batcher: MicroBatcher, metrics: Metrics
+    ) -> None:
+        self.model = model
+        self.cache = cache
+        self.batcher = batcher
+        self.metrics = metrics
+
+    def _info(self) -> ModelInfo:
+        return self.model.require().info
+
+    async def predict(self, text: str) -> tuple[ModelInfo, Answer]:
+        info = self._info()
+        hit = self.cache.get(info, text)
+        if hit is not None:
+            self._count(hits=1, misses=0)
+            return info, Answer(hit, True)
+        self._count(hits=0, misses=1)
+        prediction = await self.batcher.submit(text)
+        self.cache.put(info, text, prediction)
+        return info, Answer(prediction, False)
+
+    async def predict_many(self, texts: Sequence[str]) -> tuple[ModelInfo, list[Answer]]:
+        info = self._info()
+        found = self.cache.get_many(info, texts)
+        missing = list(dict.fromkeys(t for t, hit in zip(texts, found, strict=True) if hit is None))
+        self._count(hits=len(texts) - sum(hit is None for hit in found),
+                    misses=sum(hit is None for hit in found))  # fmt: skip
+        fresh: dict[str, Prediction] = {}
+        if missing:
+            predictions = await self.batcher.run(missing)
+            fresh = dict(zip(missing, predictions, strict=True))
+            self.cache.put_many(info, missing, predictions)
+        answers = [
+            Answer(hit, True) if hit is not None else Answer(fresh[text], False)
+            for text, hit in zip(texts, found, strict=True)
+        ]
+        return info, answers
+
+    def _count(self, *, hits: int, misses: int) -> None:
+        if self.cache.enabled:
+            self.metrics.cache_hits.inc(hits)
+            self.metrics.cache_misses.inc(misses)
+        self.metrics.predictions.labels("cache").inc(hits)
+        self.metrics.predictions.labels("model").inc(misses)

@@ -1,0 +1,58 @@
+"""The seam between the service and the runtime: what a predictor is, and how one is loaded."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+from clfserve.runtime import Classifier, ModelInfo, ModelLoadError, Prediction
+from clfserve.service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Predictor(Protocol):
+    """Anything that predicts texts and says which model it is; `Classifier` is one."""
+
+    @property
+    def info(self) -> ModelInfo: ...
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        """Predict every text, results in the caller's order; must be safe to call from threads."""
+        ...
+
+
+def resolve_model_path(uri: str) -> Path:
+    """A local artefact folder for ``uri``: the folder itself, or MLflow's download of it."""
+    local = Path(uri).expanduser()
+    if local.is_dir():
+        return local
+    if "://" not in uri and not uri.startswith("models:/"):
+        raise ModelLoadError(f"{uri}: no such artefact folder")
+    try:  # imported by name, on demand: the registry pulls in mlflow
+        registry = importlib.import_module("clfserve.export.registry")
+    except ImportError as exc:
+        raise ModelLoadError(f"{uri}: cannot resolve model URIs here ({exc})") from exc
+    try:
+        resolved = registry.resolve_model_uri(uri)
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # MLflow raises its own hierarchy (and OSError when unreachable)
+        raise ModelLoadError(f"{uri}: could not be resolved ({type(exc).__name__}: {exc})") from exc
+    log.info("resolved %s to %s v%s at %s", uri, resolved.name, resolved.version, resolved.path)
+    return Path(resolved.path)
+
+
+def load_classifier(settings: Settings) -> Predictor:
+    """Resolve ``settings.model_uri`` and load it into ONNX Runtime, warmed up (blocking)."""
+    path = resolve_model_path(settings.model_uri)
+    return Classifier.load(
+        path,
+        device=settings.device,
+        variant=settings.variant,
+        batch_size=settings.batch_size,
+        threads=settings.threads,
+    )

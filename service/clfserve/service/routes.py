@@ -1,0 +1,110 @@
+"""The HTTP routes, bound to one `ServiceContext`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, get, post
+from litestar.handlers import HTTPRouteHandler
+from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+
+from clfserve.runtime import ModelInfo
+from clfserve.service.context import ServiceContext
+from clfserve.service.model_state import ModelStatus
+from clfserve.service.openapi import operation_with_body
+from clfserve.service.schemas import (
+    BatchPredictionOut,
+    BatchPredictRequest,
+    Health,
+    ModelOut,
+    ModelRef,
+    PredictionOut,
+    PredictRequest,
+    decode_batch,
+    decode_predict,
+    prediction_out,
+)
+from clfserve.service.throttle import EXEMPT_OPT
+
+EXEMPT = {EXEMPT_OPT: True}
+EXAMPLE = "a gorgeous, witty, seductive movie"
+
+
+def _ref(info: ModelInfo) -> ModelRef:
+    return ModelRef(name=info.name, version=info.version)
+
+
+def build_routes(ctx: ServiceContext) -> list[HTTPRouteHandler]:
+    """Route handlers closing over ``ctx`` (no globals, so several apps can coexist in tests)."""
+
+    @post(
+        "/predict",
+        status_code=HTTP_200_OK,
+        tags=["predict"],
+        summary="Classify one text",
+        operation_class=operation_with_body(PredictRequest, {"text": EXAMPLE}),
+    )
+    async def predict(request: Request[Any, Any, Any]) -> PredictionOut:
+        text = decode_predict(await request.body(), ctx.limits)
+        info, answer = await ctx.predictions.predict(text)
+        return prediction_out(answer.prediction, answer.cached, _ref(info))
+
+    @post(
+        "/batch_predict",
+        status_code=HTTP_200_OK,
+        tags=["predict"],
+        summary="Classify texts (answers in the same order)",
+        operation_class=operation_with_body(BatchPredictRequest, {"texts": [EXAMPLE, "dull"]}),
+    )
+    async def batch_predict(request: Request[Any, Any, Any]) -> BatchPredictionOut:
+        texts = decode_batch(await request.body(), ctx.limits)
+        info, answers = await ctx.predictions.predict_many(texts)
+        ref = _ref(info)
+        return BatchPredictionOut(
+            predictions=[prediction_out(a.prediction, a.cached, ref) for a in answers], model=ref
+        )
+
+    @get("/health/live", tags=["health"], opt=EXEMPT, summary="The process is up")
+    async def live() -> Health:
+        return Health(status="alive")
+
+    @get("/health/ready", tags=["health"], opt=EXEMPT, summary="A model is loaded and warmed")
+    async def ready() -> Response[Health]:
+        model = ctx.model
+        if model.status is ModelStatus.READY and ctx.batcher.running:
+            return Response(Health(status="ready"))
+        return Response(
+            Health(status=str(model.status), detail=model.reason or "starting"),
+            status_code=HTTP_503_SERVICE_UNAVAILABLE,
+        )
+
+    @get("/model", tags=["model"], summary="What is being served, and how")
+    async def model() -> ModelOut:
+        state = ctx.model
+        out = ModelOut(
+            status=str(state.status),
+            uri=state.uri,
+            detail=state.reason,
+            staleness=dict(state.staleness) if state.staleness is not None else None,
+        )
+        if (info := state.info) is not None:
+            out.name, out.version, out.checksum, out.variant = (
+                info.name, info.version, info.checksum, info.variant,
+            )  # fmt: skip
+            out.device, out.providers, out.labels = (
+                info.device,
+                list(info.providers),
+                list(info.labels),
+            )
+            out.max_length, out.threads, out.load_seconds = (
+                info.max_length, info.threads, round(info.load_seconds, 3),
+            )  # fmt: skip
+        return out
+
+    @get("/metrics", tags=["health"], opt=EXEMPT, summary="Prometheus metrics")
+    async def metrics() -> Response[bytes]:
+        return Response(
+            ctx.metrics.render(), media_type=ctx.metrics.content_type, status_code=HTTP_200_OK
+        )
+
+    return [predict, batch_predict, live, ready, model, metrics]

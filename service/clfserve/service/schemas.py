@@ -1,0 +1,138 @@
+"""Request and response bodies, and strict request decoding with errors that say what is wrong.
+
+Bodies are decoded here rather than by Litestar's ``data`` parameter so that every malformed
+input (not UTF-8, not JSON, wrong shape, limits) gets a precise 400/422 instead of a 500 or a
+generic "Validation failed".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from clfserve.runtime import Prediction
+from clfserve.service.errors import BadRequest, InvalidRequest
+
+
+class PredictRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Body of ``POST /predict``."""
+
+    text: str
+
+
+class BatchPredictRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Body of ``POST /batch_predict``."""
+
+    texts: list[str]
+
+
+class ModelRef(msgspec.Struct):
+    name: str
+    version: str
+
+
+class PredictionOut(msgspec.Struct):
+    """One text's answer."""
+
+    label: str
+    score: float
+    scores: dict[str, float]
+    truncated: bool
+    cached: bool
+    model: ModelRef
+
+
+class BatchPredictionOut(msgspec.Struct):
+    predictions: list[PredictionOut]
+    model: ModelRef
+
+
+class Health(msgspec.Struct, omit_defaults=True):
+    status: str
+    detail: str | None = None
+
+
+class ModelOut(msgspec.Struct):
+    """``GET /model``: what is being served and how."""
+
+    status: str
+    uri: str
+    detail: str | None = None
+    name: str | None = None
+    version: str | None = None
+    checksum: str | None = None
+    variant: str | None = None
+    device: str | None = None
+    providers: list[str] | None = None
+    labels: list[str] | None = None
+    max_length: int | None = None
+    threads: int | None = None
+    load_seconds: float | None = None
+    staleness: dict[str, Any] | None = None
+
+
+def prediction_out(prediction: Prediction, cached: bool, model: ModelRef) -> PredictionOut:
+    return PredictionOut(
+        label=prediction.label,
+        score=prediction.score,
+        scores=prediction.scores,
+        truncated=prediction.truncated,
+        cached=cached,
+        model=model,
+    )
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_text_chars: int
+    max_batch_items: int
+
+
+_PREDICT = msgspec.json.Decoder(PredictRequest)
+_BATCH = msgspec.json.Decoder(BatchPredictRequest)
+
+
+def _decode(decoder: msgspec.json.Decoder[Any], body: bytes, example: str) -> Any:
+    if not body.strip():
+        raise BadRequest(f"request body is empty; expected JSON like {example}")
+    try:
+        return decoder.decode(body)
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"request body is not valid UTF-8 (byte {exc.start})") from None
+    except msgspec.ValidationError as exc:
+        raise InvalidRequest(f"invalid request: {exc}; expected JSON like {example}") from None
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"malformed JSON: {exc}") from None
+
+
+def check_text(text: str, limits: Limits, where: str) -> str:
+    if not text.strip():
+        raise InvalidRequest(f"{where} must not be empty or only whitespace")
+    if len(text) > limits.max_text_chars:
+        raise InvalidRequest(
+            f"{where} has {len(text)} characters; the limit is {limits.max_text_chars}"
+        )
+    return text
+
+
+def decode_predict(body: bytes, limits: Limits) -> str:
+    """The text of a ``/predict`` body, or `BadRequest`/`InvalidRequest` saying what is wrong."""
+    request: PredictRequest = _decode(_PREDICT, body, '{"text": "..."}')
+    return check_text(request.text, limits, "text")
+
+
+def decode_batch(body: bytes, limits: Limits) -> list[str]:
+    """The texts of a ``/batch_predict`` body, checked item by item."""
+    request: BatchPredictRequest = _decode(_BATCH, body, '{"texts": ["...", "..."]}')
+    texts = request.texts
+    if not texts:
+        raise InvalidRequest("texts must not be an empty list")
+    if len(texts) > limits.max_batch_items:
+        raise InvalidRequest(
+            f"texts has {len(texts)} items; the limit is {limits.max_batch_items} per request"
+        )
+    for position, text in enumerate(texts):
+        check_text(text, limits, f"texts[{position}]")
+    return texts

@@ -135,7 +135,9 @@ class Classifier:
         providers = requested_providers(device)
         if CUDA in providers:
             name = variant or ("fp32" if "fp32" in manifest.variants else variant_for_cpu(manifest))
-            session = create_session(verify_file(folder, manifest.variants[name]), providers, threads)
+            session = create_session(
+                verify_file(folder, manifest.variants[name]), providers, threads
+            )
             got = session.get_providers()
             check_device(device, got)
             if CUDA in got or variant is not None:

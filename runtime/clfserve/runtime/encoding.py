@@ -40,9 +40,7 @@ class TextEncoder:
     def encode(self, texts: Sequence[str]) -> Encoded:
         for position, text in enumerate(texts):
             if not isinstance(text, str):
-                raise InvalidInput(
-                    f"item {position} is {type(text).__name__}, expected a string"
-                )
+                raise InvalidInput(f"item {position} is {type(text).__name__}, expected a string")
         encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=True)
         return Encoded(
             ids=[e.ids for e in encodings],

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from cachetools import TTLCache
 
@@ -24,11 +25,20 @@ class PredictionCache:
     model change; they just age out.
     """
 
-    def __init__(self, maxsize: int, ttl: float, *, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        maxsize: int,
+        ttl: float,
+        *,
+        enabled: bool = True,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.enabled = enabled
         self.maxsize = maxsize
         self.ttl = ttl
-        self._cache: TTLCache[CacheKey, Prediction] = TTLCache(maxsize=maxsize, ttl=ttl)
+        self._cache: TTLCache[CacheKey, Prediction] = TTLCache(
+            maxsize=maxsize, ttl=ttl, timer=timer
+        )
         self._lock = threading.Lock()
 
     def get_many(self, info: ModelInfo, texts: Sequence[str]) -> list[Prediction | None]:

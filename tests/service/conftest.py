@@ -14,6 +14,12 @@ from clfserve.service.predictor import Predictor
 
 
 @pytest.fixture
+def anyio_backend() -> str:
+    """Async tests (``pytest.mark.anyio``) run on asyncio, as the service does."""
+    return "asyncio"
+
+
+@pytest.fixture
 def fake() -> FakePredictor:
     return FakePredictor()
 
@@ -23,7 +29,7 @@ def make_app(fake: FakePredictor) -> AppFactory:
     """``make_app(**settings_changes)``: an app serving ``fake`` with throttling off."""
 
     def build(predictor: Predictor | None = None, **changes: object) -> Litestar:
-        settings = Settings().replace(rate_limit=None, **changes)
+        settings = Settings().replace(**{"rate_limit": None, **changes})
         return create_app(settings, loader=loader_for(predictor or fake))
 
     return build

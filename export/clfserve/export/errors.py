@@ -1,0 +1,29 @@
+"""Errors of the release pipeline (all print as one line through the CLI).
+
+ClfserveError                  (clfserve.runtime.errors)
+├── DatasetError               (clfserve.runtime.data) unusable dataset
+├── CheckpointError            missing or malformed checkpoint / base model
+├── ExportError                ONNX conversion or quantization failed
+├── ValidationFailed           the exported artefact failed a check; nothing was registered
+└── RegistryError              tracking server unreachable, unknown model or alias
+"""
+
+from __future__ import annotations
+
+from clfserve.runtime.errors import ClfserveError
+
+
+class CheckpointError(ClfserveError):
+    """A checkpoint folder is missing, incomplete or unreadable."""
+
+
+class ExportError(ClfserveError):
+    """Conversion to ONNX or quantization failed."""
+
+
+class ValidationFailed(ClfserveError):
+    """An exported artefact failed validation; the message carries the numbers."""
+
+
+class RegistryError(ClfserveError):
+    """The MLflow registry cannot be reached or does not hold what was asked for."""

@@ -1,0 +1,35 @@
+"""fp32 ONNX -> int8 with dynamic quantization and per-channel weights.
+
+We quantize the raw export, not an ORT-optimized graph: quantizing a fused graph fails
+("Unable to find data type for weight_name") without extra options. Per-channel weights agree
+with fp32 on ~97 % of labels where per-tensor managed ~93 % (shared/STACK.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from clfserve.export.errors import ExportError
+
+log = logging.getLogger(__name__)
+
+
+def quantize_int8(source: Path, output: Path) -> None:
+    """Write the int8 dynamic quantization of ``source`` to ``output``."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # The quantizer logs one INFO line per tensor on the root logger; keep CLI output readable.
+    logging.disable(logging.INFO)
+    try:
+        quantize_dynamic(
+            model_input=source,
+            model_output=output,
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+        )
+    except Exception as exc:  # onnxruntime.quantization raises bare exceptions
+        raise ExportError(f"int8 quantization of {source} failed: {exc}") from exc
+    finally:
+        logging.disable(logging.NOTSET)
+    log.info("quantized %s (%.1f MB)", output, output.stat().st_size / 1e6)

@@ -1,0 +1,161 @@
+"""Check an artefact folder before anything is registered.
+
+1. Parity: fp32 ONNX logits vs the PyTorch model on the same token ids (max |diff|).
+2. Quality: accuracy and macro-F1 of every variant on the validation split, through the runtime
+   `Classifier` (the code that will serve it), not through PyTorch.
+3. int8-vs-fp32 label agreement on that split.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from clfserve.export.config import ExportConfig
+from clfserve.export.errors import ValidationFailed
+from clfserve.runtime.batching import pad_chunk, plan_chunks
+from clfserve.runtime.classifier import Classifier
+from clfserve.runtime.data import Dataset
+from clfserve.runtime.encoding import TextEncoder
+from clfserve.runtime.evaluation import evaluate
+from clfserve.runtime.manifest import Manifest
+from clfserve.runtime.session import CPU, create_session
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VariantScore:
+    accuracy: float
+    macro_f1: float
+    n_samples: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """Numbers the manifest and the registry record; ``failures`` empty means it passed."""
+
+    parity_max_abs_diff: float
+    parity_samples: int
+    variants: dict[str, VariantScore]
+    agreement_int8_fp32: float | None
+    dataset: str
+    failures: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["failures"] = list(self.failures)
+        return out
+
+    def metrics(self) -> dict[str, float]:
+        """Flat numbers for MLflow (``val_<variant>_accuracy`` ...)."""
+        flat = {"parity_max_abs_diff": self.parity_max_abs_diff}
+        for name, score in self.variants.items():
+            flat[f"val_{name}_accuracy"] = score.accuracy
+            flat[f"val_{name}_macro_f1"] = score.macro_f1
+        if self.agreement_int8_fp32 is not None:
+            flat["agreement_int8_fp32"] = self.agreement_int8_fp32
+        return flat
+
+
+def validate(
+    model: PreTrainedModel, folder: Path, validation: Dataset, config: ExportConfig
+) -> ValidationReport:
+    """Run every check on ``folder``; the report lists what failed (it never raises for that)."""
+    manifest = Manifest.read(folder)
+    sample = list(validation.texts[: config.parity_samples])
+    diff = parity(model, folder, manifest, sample)
+    if config.max_eval_samples is not None:
+        validation = validation.subset(range(min(config.max_eval_samples, len(validation))))
+
+    scores: dict[str, VariantScore] = {}
+    predicted: dict[str, tuple[str, ...]] = {}
+    for variant in manifest.variants:
+        classifier = Classifier.load(folder, device="cpu", variant=variant, warmup=False)
+        result = evaluate(classifier, validation)
+        scores[variant] = VariantScore(
+            result.accuracy, result.macro_f1, result.n_samples, round(result.duration_s, 3)
+        )
+        predicted[variant] = result.predicted
+        log.info("%s: accuracy %.4f, macro-F1 %.4f", variant, result.accuracy, result.macro_f1)
+    agreement = None
+    if "int8" in predicted and "fp32" in predicted and predicted["fp32"]:
+        same = sum(a == b for a, b in zip(predicted["int8"], predicted["fp32"], strict=True))
+        agreement = same / len(predicted["fp32"])
+
+    failures = _failures(diff, scores, agreement, config)
+    return ValidationReport(
+        parity_max_abs_diff=diff,
+        parity_samples=len(sample),
+        variants=scores,
+        agreement_int8_fp32=agreement,
+        dataset=validation.name,
+        failures=tuple(failures),
+    )
+
+
+def parity(model: PreTrainedModel, folder: Path, manifest: Manifest, texts: list[str]) -> float:
+    """Max |fp32 ONNX logit - PyTorch logit| over ``texts``, padded as the runtime pads them.
+
+    Not finite (inf) when either side produced NaN/inf: a broken model must not pass.
+    """
+    import torch
+
+    if not texts:
+        return 0.0
+    encoded = TextEncoder(folder / manifest.tokenizer.file, manifest.max_length).encode(texts)
+    session = create_session(folder / manifest.variants["fp32"].file, [CPU], threads=1)
+    worst = 0.0
+    for rows in plan_chunks(encoded.lengths, 16):
+        chunk = pad_chunk(rows, encoded.ids, encoded.type_ids, manifest.pad_token_id)
+        arrays = {
+            "input_ids": chunk.input_ids,
+            "attention_mask": chunk.attention_mask,
+            "token_type_ids": chunk.token_type_ids,
+        }
+        feeds = {i.name: arrays[i.name] for i in session.get_inputs()}
+        (onnx_logits,) = session.run([manifest.output], feeds)
+        with torch.inference_mode():
+            torch_logits = model(**{k: torch.from_numpy(v) for k, v in feeds.items()}).logits
+        delta = np.abs(np.asarray(onnx_logits, dtype=np.float64) - torch_logits.double().numpy())
+        if not np.all(np.isfinite(delta)):
+            return math.inf
+        worst = max(worst, float(delta.max()))
+    return worst
+
+
+def _failures(
+    diff: float,
+    scores: dict[str, VariantScore],
+    agreement: float | None,
+    config: ExportConfig,
+) -> list[str]:
+    failures = []
+    if not diff <= config.max_abs_diff:
+        failures.append(
+            f"fp32 ONNX vs PyTorch max |logit diff| {diff:.3g} > {config.max_abs_diff:g}"
+        )
+    for name, score in scores.items():
+        if score.accuracy < config.min_accuracy:
+            failures.append(f"{name} accuracy {score.accuracy:.4f} < {config.min_accuracy:g}")
+        if score.macro_f1 < config.min_macro_f1:
+            failures.append(f"{name} macro-F1 {score.macro_f1:.4f} < {config.min_macro_f1:g}")
+    if agreement is not None and agreement < config.min_agreement:
+        failures.append(f"int8/fp32 label agreement {agreement:.4f} < {config.min_agreement:g}")
+    return failures
+
+
+def raise_on_failure(report: ValidationReport) -> None:
+    if report.failures:
+        raise ValidationFailed(
+            "validation failed, nothing registered: " + "; ".join(report.failures)
+        )

@@ -74,3 +74,13 @@ def ready_client(app: Litestar) -> TestClient[Litestar]:
         threading.Event().wait(0.01)
     client.__exit__(None, None, None)
     raise AssertionError("the app never became ready")
+
+
+def wait_until_settled(client: TestClient[Litestar], attempts: int = 3000) -> str:
+    """Poll ``GET /model`` (every 10 ms, bounded) until the model is no longer loading."""
+    for _ in range(attempts):
+        status = str(client.get("/model").json()["status"])
+        if status != "loading":
+            return status
+        threading.Event().wait(0.01)
+    raise AssertionError("the model is still loading")

@@ -6,7 +6,14 @@ import threading
 
 from litestar import Litestar
 from litestar.testing import TestClient
-from service_fakes import AppFactory, FakePredictor, fake_info, fake_prediction, ready_client
+from service_fakes import (
+    AppFactory,
+    FakePredictor,
+    fake_info,
+    fake_prediction,
+    ready_client,
+    wait_until_settled,
+)
 
 
 def test_predict_answers_with_label_scores_and_model(
@@ -216,10 +223,7 @@ def test_failed_load_keeps_the_reason_and_answers_503() -> None:
 
     app = create_app(Settings().replace(rate_limit=None), loader=broken)
     with TestClient(app) as client:
-        for _ in range(500):
-            if client.get("/model").json()["status"] != "loading":
-                break
-            threading.Event().wait(0.01)
+        assert wait_until_settled(client) == "failed"
         ready = client.get("/health/ready")
         assert ready.status_code == 503
         assert ready.json()["status"] == "failed"
@@ -239,10 +243,7 @@ def test_unexpected_loader_crash_is_reported_too() -> None:
 
     app = create_app(Settings().replace(rate_limit=None), loader=crash)
     with TestClient(app) as client:
-        for _ in range(500):
-            if client.get("/model").json()["status"] != "loading":
-                break
-            threading.Event().wait(0.01)
+        assert wait_until_settled(client) == "failed"
         assert client.get("/health/ready").json()["detail"] == "RuntimeError: out of memory"
 
 

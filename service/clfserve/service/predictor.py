@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,12 +31,12 @@ def resolve_model_path(uri: str) -> Path:
         return local
     if "://" not in uri and not uri.startswith("models:/"):
         raise ModelLoadError(f"{uri}: no such artefact folder")
-    try:  # imported by name, on demand: the registry pulls in mlflow
-        registry = importlib.import_module("clfserve.export.registry")
+    try:  # on demand: resolving goes through MLflow
+        from clfserve.export.registry import resolve_model_uri
     except ImportError as exc:
         raise ModelLoadError(f"{uri}: cannot resolve model URIs here ({exc})") from exc
     try:
-        resolved = registry.resolve_model_uri(uri)
+        resolved = resolve_model_uri(uri)
     except ModelLoadError:
         raise
     except Exception as exc:  # MLflow raises its own hierarchy (and OSError when unreachable)

@@ -6,6 +6,7 @@ to CPU, so the truth is `session.get_providers()` after creation, never the requ
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,15 @@ def cuda_listed() -> bool:
     return CUDA in ort.get_available_providers()
 
 
+@functools.cache
+def preload_cuda_libraries() -> None:
+    """Load CUDA/cuDNN from the nvidia-* wheels so onnxruntime-gpu works without torch imported."""
+    try:
+        ort.preload_dlls()
+    except Exception as exc:  # missing libraries surface later as a CPU fallback, logged there
+        log.debug("onnxruntime.preload_dlls() failed: %s", exc)
+
+
 def requested_providers(device: Device) -> list[str]:
     if device == "cpu":
         return [CPU]
@@ -45,6 +55,8 @@ def requested_providers(device: Device) -> list[str]:
 
 def create_session(path: Path, providers: list[str], threads: int) -> ort.InferenceSession:
     """An inference session on ``path`` with ``threads`` intra-op threads."""
+    if CUDA in providers and cuda_listed():
+        preload_cuda_libraries()
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1

@@ -25,6 +25,7 @@ from clfserve.runtime.session import (
     Device,
     SessionInputs,
     check_device,
+    cuda_listed,
     create_session,
     requested_providers,
     session_inputs,
@@ -133,6 +134,8 @@ class Classifier:
                 f"{folder}: no variant {variant!r}; the manifest has {sorted(manifest.variants)}"
             )
         providers = requested_providers(device)
+        if device == "cuda" and not cuda_listed():
+            check_device(device, [CPU])  # raises: this build has no CUDA provider at all
         if CUDA in providers:
             name = variant or ("fp32" if "fp32" in manifest.variants else variant_for_cpu(manifest))
             session = create_session(

@@ -87,6 +87,8 @@ def running_server(
     port = free_port()
     log = log_dir / f"server-{port}.log"
     environment = {k: v for k, v in os.environ.items() if not k.startswith("CLFSERVE_")}
+    # The staleness monitor (its own tests) would evaluate in the background: keep it out.
+    environment["CLFSERVE_STALENESS_ENABLED"] = "false"
     environment.update(env)
     command = [str(CLFSERVE), "serve", "--host", "127.0.0.1", "--port", str(port), *args]
     with log.open("wb") as sink:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -194,9 +195,11 @@ def test_sigterm_shuts_down_cleanly(tiny_artefact: Path, tmp_path: Path) -> None
     with running_server(tmp_path, env) as server:
         with httpx.Client(base_url=server.url, timeout=30.0) as http:
             assert http.post("/predict", json={"text": "bye"}).status_code == 200
-        assert server.stop() == 0
+        # uvicorn re-raises the SIGTERM after its graceful shutdown; a SIGKILL would be -9.
+        assert server.stop() in (0, -signal.SIGTERM)
         log = server.log.read_text(errors="replace")
     assert "variant=int8" in log
     assert "provider=CPUExecutionProvider" in log
     assert "http://127.0.0.1:" in log
+    assert "Application shutdown complete" in log
     assert "Finished server process" in log

@@ -1,0 +1,1 @@
+"""HTTP load benchmark of `clfserve serve` driven by wrk (run.py)."""

@@ -1,0 +1,1 @@
+"""Runtime latency benchmarks (pytest-benchmark)."""

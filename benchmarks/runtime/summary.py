@@ -1,0 +1,194 @@
+"""Turn a pytest-benchmark JSON into the tables people read: latency and seqs/s per batch size,
+overhead over `session.run`, and the speed-up ratios against the issue's targets.
+
+Run by the suite after each saved run; also ``python -m benchmarks.runtime.summary FILE.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from benchmarks.workload import RESULTS
+
+Key = tuple[str, ...]
+
+
+def _index(rows: Iterable[dict[str, Any]]) -> dict[Key, float]:
+    """Median seconds by (kind, batch/texts, length or engine, variant)."""
+    out: dict[Key, float] = {}
+    for row in rows:
+        info = row.get("extra_info", {})
+        key = (
+            str(info.get("kind")),
+            str(info.get("texts")),
+            str(info.get("length", info.get("engine", ""))),
+            str(info.get("variant", "")),
+        )
+        out[key] = float(row["stats"]["median"])
+    return out
+
+
+def _ms(seconds: float | None) -> str:
+    return "–" if seconds is None else f"{seconds * 1000:.2f}"
+
+
+def _rate(texts: int, seconds: float | None) -> str:
+    return "–" if seconds is None else f"{texts / seconds:,.0f}"
+
+
+def _ratio(slow: float | None, fast: float | None) -> float | None:
+    return None if slow is None or fast is None else slow / fast
+
+
+def _row(*cells: object) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _x(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}x"
+
+
+def summarize(
+    rows: list[dict[str, Any]], load: dict[str, list[float]], machine_info: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    med = _index(rows)
+
+    def get(kind: str, texts: int, length: str, variant: str = "") -> float | None:
+        return med.get((kind, str(texts), length, variant))
+
+    info = machine_info.get("clfserve", {})
+    lines = [
+        "# Runtime benchmark (latest run)",
+        "",
+        f"Machine: {info.get('cpu', '?')}, {info.get('cpus', '?')} CPUs, "
+        f"{info.get('threads', '?')} threads for ONNX Runtime and torch; onnxruntime "
+        f"{info.get('onnxruntime', '?')}; model `{info.get('model', '?')}`. "
+        f"Load average (1/5/15 min) at start {load.get('start')}, at end {load.get('end')}.",
+        "",
+        "Median ms per call (texts/s in brackets). `overhead` = (predict − session.run) / "
+        "session.run; `vs torch` = torch median / int8 predict median.",
+        "",
+        "| batch | length | tokenize | pad | fp32 session.run | fp32 predict | int8 session.run "
+        "| int8 predict | int8 overhead | torch eager | int8 vs torch |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    overheads: dict[str, float | None] = {}
+    for batch in sorted({int(k[1]) for k in med if k[0] == "predict"}):
+        for length in ("short", "long"):
+            if (
+                get("predict", batch, length, "int8") is None
+                and get("predict", batch, length, "fp32") is None
+            ):
+                continue
+            run8, pred8 = (
+                get("session.run", batch, length, "int8"),
+                get("predict", batch, length, "int8"),
+            )
+            over = None if run8 is None or pred8 is None else (pred8 - run8) / run8
+            if batch == 32:
+                overheads[f"int8 {length}"] = over
+                f_run, f_pred = (
+                    get("session.run", batch, length, "fp32"),
+                    get("predict", batch, length, "fp32"),
+                )
+                overheads[f"fp32 {length}"] = (
+                    None if f_run is None or f_pred is None else (f_pred - f_run) / f_run
+                )
+            torch_s = get("torch", batch, length)
+            pred32 = get("predict", batch, length, "fp32")
+            cells = [
+                str(batch), length,
+                _ms(get("tokenize", batch, length)), _ms(get("pad", batch, length)),
+                _ms(get("session.run", batch, length, "fp32")),
+                f"{_ms(pred32)} ({_rate(batch, pred32)})",
+                _ms(run8), f"{_ms(pred8)} ({_rate(batch, pred8)})",
+                "–" if over is None else f"{over:+.1%}",
+                f"{_ms(torch_s)} ({_rate(batch, torch_s)})", _x(_ratio(torch_s, pred8)),
+            ]  # fmt: skip
+            lines.append(_row(*cells))
+
+    b1 = {e: get("target_batch1", 64, e) for e in ("int8", "fp32", "torch")}
+    big = {e: get("target_1024", 1024, e) for e in ("int8", "fp32", "torch")}
+    r1, rbig = _ratio(b1["torch"], b1["int8"]), _ratio(big["torch"], big["int8"])
+    worst_over = max((v for v in overheads.values() if v is not None), default=None)
+    targets: dict[str, Any] = {
+        "batch1_int8_vs_torch": r1,
+        "batch1_texts_per_s": {e: (None if s is None else 64 / s) for e, s in b1.items()},
+        "1024_int8_vs_torch": rbig,
+        "1024_texts_per_s": {e: (None if s is None else 1024 / s) for e, s in big.items()},
+        "overhead_batch32": overheads,
+    }
+
+    def verdict(value: float | None, goal: float, above: bool = True) -> str:
+        if value is None:
+            return "not measured"
+        return "met" if (value >= goal if above else value < goal) else "MISSED"
+
+    lines += [
+        "",
+        "## Targets (issue 6), real Rotten Tomatoes reviews, same run",
+        "",
+        "| target | measured | goal | verdict |",
+        "|---|---:|---:|---|",
+        _row("int8 vs PyTorch eager, batch 1 (64 reviews, one call each)",
+             f"{_x(r1)} ({_rate(64, b1['int8'])} vs {_rate(64, b1['torch'])} texts/s)",
+             "≥ 3x", verdict(r1, 3.0)),
+        _row("int8 vs PyTorch eager, one 1,024-review call (torch: chunks of 32, unsorted)",
+             f"{_x(rbig)} ({_rate(1024, big['int8'])} vs {_rate(1024, big['torch'])} texts/s)",
+             "≥ 2x", verdict(rbig, 2.0)),
+        _row("runtime overhead (predict − session.run) at batch 32",
+             ", ".join(f"{k} {'–' if v is None else f'{v:.1%}'}" for k, v in overheads.items()),
+             "< 10%", verdict(worst_over, 0.10, above=False)),
+        _row("fp32 texts/s: batch 1 / one 1,024 call",
+             f"{_rate(64, b1['fp32'])} / {_rate(1024, big['fp32'])}", "–", "–"),
+        "",
+    ]  # fmt: skip
+    return "\n".join(lines), targets
+
+
+def write_compact(
+    output_json: dict[str, Any], targets: dict[str, Any], load: dict[str, Any]
+) -> None:
+    """``runtime-latest.json``: medians and extra_info only (the full JSON is in .benchmarks/)."""
+    rows = [
+        {
+            "group": r.get("group"),
+            "name": r.get("name"),
+            "median_s": r["stats"]["median"],
+            "iqr_s": r["stats"]["iqr"],
+            "rounds": r["stats"]["rounds"],
+            "extra_info": r.get("extra_info", {}),
+        }
+        for r in output_json.get("benchmarks", [])
+    ]
+    payload = {
+        "datetime": output_json.get("datetime"),
+        "machine": output_json.get("machine_info", {}).get("clfserve", {}),
+        "load_avg": load,
+        "targets": targets,
+        "benchmarks": rows,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "runtime-latest.json").write_text(
+        json.dumps(payload, indent=2) + "\n", encoding="utf-8"
+    )
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m benchmarks.runtime.summary .benchmarks/<machine>/NNNN_*.json")
+        return 2
+    data = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    markdown, _ = summarize(
+        data.get("benchmarks", []), data.get("clfserve_load_avg", {}), data.get("machine_info", {})
+    )
+    print(markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,314 @@
+"""`clfserve train | export | evaluate | release`: argument parsing only; the work lives elsewhere.
+
+Building the parsers imports nothing heavy; each handler imports torch/mlflow when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from clfserve.export.config import DEFAULT_ALIAS, DEFAULT_NAME, ExportConfig, ReleaseConfig
+from clfserve.export.config import TrainConfig as _TrainDefaults
+from clfserve.runtime.data import DEFAULT_DATASET, SPLIT_NAMES
+
+_T = _TrainDefaults(output=Path())
+DEFAULT_MODEL_URI = f"models:/{DEFAULT_NAME}@{DEFAULT_ALIAS}"
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show defaults, except None ones (their help says in [brackets] what None means)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or isinstance(action.default, bool):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def add_commands(subparsers: Any) -> None:
+    """Add the release-pipeline subcommands to the top-level `clfserve` parser."""
+    _add_train(subparsers)
+    _add_export(subparsers)
+    _add_evaluate(subparsers)
+    _add_release(subparsers)
+
+
+# -- parsers --------------------------------------------------------------------------------
+
+
+def _add_train(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="fine-tune a text classifier (default: MiniLM on Rotten Tomatoes)",
+        description="Fine-tune a sequence classifier on the train split of a dataset and save a "
+        "Hugging Face checkpoint (labels become id2label/label2id).",
+        formatter_class=_Formatter,
+    )
+    _dataset_option(p)
+    p.add_argument(
+        "--output", type=Path, default=None, help="checkpoint folder [<home>/checkpoints/NAME]"
+    )
+    _training_options(p)
+    p.set_defaults(handler=_train)
+
+
+def _add_export(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "export",
+        help="convert a checkpoint to validated ONNX (fp32 + int8) and register it",
+        description="Export a checkpoint to ONNX with optimum-onnx, quantize to int8, validate "
+        "(parity with PyTorch, per-variant accuracy/macro-F1, int8/fp32 agreement) and register "
+        "the artefact in MLflow. Nothing is registered when a check fails.",
+        formatter_class=_Formatter,
+    )
+    p.add_argument("--model", type=Path, required=True, help="checkpoint folder (clfserve train)")
+    p.add_argument(
+        "--output", type=Path, default=None, help="artefact folder [<home>/artefacts/NAME]"
+    )
+    p.add_argument(
+        "--dataset",
+        default=None,
+        help="validation data [the dataset the checkpoint was trained on]",
+    )
+    p.add_argument(
+        "--max-length", type=int, default=None, help="tokens per text [training max_length]"
+    )
+    _gate_options(p, min_score=0.0)
+    _registry_options(p)
+    p.add_argument(
+        "--register",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="register the validated artefact in MLflow (default: register)",
+    )
+    p.set_defaults(handler=_export)
+
+
+def _add_evaluate(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "evaluate",
+        help="accuracy, macro-F1, per-class scores and confusion matrix with ONNX Runtime",
+        description="Score an exported model on a split of a dataset with ONNX Runtime.",
+        formatter_class=_Formatter,
+    )
+    p.add_argument(
+        "--model", default=DEFAULT_MODEL_URI, help="models:/NAME@ALIAS, models:/NAME/N or a folder"
+    )
+    p.add_argument(
+        "--dataset", default=None, help="rotten_tomatoes or PATH.csv/.jsonl [the model's own]"
+    )
+    p.add_argument("--split", choices=SPLIT_NAMES, default="validation", help="which split")
+    p.add_argument("--seed", type=int, default=None, help="split seed [the model's own, else 0]")
+    p.add_argument("--variant", choices=("int8", "fp32"), default=None, help="[int8 on CPU]")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="device")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p.add_argument("--tracking-uri", default=None, help="MLflow URI [$MLFLOW_TRACKING_URI]")
+    p.set_defaults(handler=_evaluate)
+
+
+def _add_release(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "release",
+        help="train + export + register the default model (what `make model` runs)",
+        description="Train, export, validate and register a model, moving the alias to it.",
+        formatter_class=_Formatter,
+    )
+    p.add_argument(
+        "--if-missing",
+        action="store_true",
+        help="do nothing when NAME@ALIAS is already registered",
+    )
+    _dataset_option(p)
+    _training_options(p)
+    _gate_options(p, min_score=0.80)
+    _registry_options(p)
+    p.set_defaults(handler=_release)
+
+
+def _dataset_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--dataset", default=DEFAULT_DATASET, help="rotten_tomatoes or PATH.csv/.jsonl (text,label)"
+    )
+
+
+def _training_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--base-model", type=Path, default=None, help="pretrained folder [all-MiniLM-L6-v2]"
+    )
+    p.add_argument("--seed", type=int, default=_T.seed, help="split, head init and batch order")
+    p.add_argument("--epochs", type=float, default=_T.epochs, help="passes over the train split")
+    p.add_argument("--learning-rate", type=float, default=_T.learning_rate, help="AdamW lr")
+    p.add_argument("--batch-size", type=int, default=_T.batch_size, help="texts per step")
+    p.add_argument("--max-length", type=int, default=_T.max_length, help="tokens per text")
+    p.add_argument(
+        "--max-train-samples", type=int, default=None, help="train on the first N texts only"
+    )
+    p.add_argument("--threads", type=int, default=None, help="torch threads [usable CPUs]")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _gate_options(p: argparse.ArgumentParser, min_score: float) -> None:
+    e = ExportConfig(checkpoint=Path(), output=Path())
+    p.add_argument(
+        "--min-accuracy", type=float, default=min_score, help="fail below this val accuracy"
+    )
+    p.add_argument(
+        "--min-macro-f1", type=float, default=min_score, help="fail below this val macro-F1"
+    )
+    p.add_argument(
+        "--max-abs-diff", type=float, default=e.max_abs_diff, help="ONNX/PyTorch logit tolerance"
+    )
+    p.add_argument(
+        "--min-agreement", type=float, default=e.min_agreement, help="int8/fp32 label agreement"
+    )
+
+
+def _registry_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name", default=DEFAULT_NAME, help="registered model name")
+    p.add_argument("--alias", default=DEFAULT_ALIAS, help="alias moved to the new version")
+    p.add_argument("--tracking-uri", default=None, help="MLflow URI [$MLFLOW_TRACKING_URI]")
+
+
+# -- handlers -------------------------------------------------------------------------------
+
+
+def _train(args: argparse.Namespace) -> int:
+    from clfserve.export.train import train
+
+    output = args.output or _home() / "checkpoints" / DEFAULT_NAME
+    result = train(_train_config(args, output))
+    print(f"checkpoint: {result.checkpoint}")
+    print(f"trained {result.n_train} texts, {result.steps} steps in {result.train_seconds:.1f}s")
+    if result.metrics:
+        m = result.metrics
+        print(f"validation (PyTorch): accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from clfserve.export.release import export_and_register
+
+    output = args.output or _home() / "artefacts" / args.name
+    config = _export_config(args, args.model, output, args.dataset, args.max_length)
+    release = _release_config(args) if args.register else None
+    result = export_and_register(config, release)
+    _print_export(result)
+    return 0
+
+
+def _release(args: argparse.Namespace) -> int:
+    from clfserve.export.release import check_registry, release_model
+
+    release = _release_config(args)
+    if args.if_missing and check_registry(release):
+        print(f"models:/{release.name}@{release.alias} exists; nothing to do")
+        return 0
+    checkpoint = _home() / "checkpoints" / args.name
+    output = _home() / "artefacts" / args.name
+    export = _export_config(args, checkpoint, output, args.dataset, args.max_length)
+    result = release_model(_train_config(args, checkpoint), export, release)
+    if result.trained is not None:
+        t = result.trained
+        print(f"trained {t.n_train} texts, {t.steps} steps in {t.train_seconds:.1f}s")
+    _print_export(result)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from clfserve.export.registry import resolve_model_uri
+    from clfserve.runtime.classifier import Classifier
+    from clfserve.runtime.data import load_split
+    from clfserve.runtime.evaluation import evaluate
+
+    resolved = resolve_model_uri(args.model, args.tracking_uri)
+    classifier = Classifier.load(resolved.path, device=args.device, variant=args.variant)
+    source = classifier.manifest.source
+    dataset = args.dataset or source.get("dataset") or DEFAULT_DATASET
+    seed = args.seed if args.seed is not None else int(source.get("split_seed", 0))
+    result = evaluate(classifier, load_split(dataset, args.split, seed=seed))
+    out = {"model": args.model, "registry_version": resolved.version, **result.to_dict()}
+    if args.json:
+        json.dump(out, sys.stdout, indent=2)
+        print()
+        return 0
+    print(f"{args.model} ({result.model_name} v{result.model_version}, {result.variant}, "
+          f"{result.provider}) on {result.dataset}: {result.n_samples} texts")  # fmt: skip
+    print(f"accuracy {result.accuracy:.4f}   macro-F1 {result.macro_f1:.4f}")
+    width = max(len(label) for label in result.labels)
+    print(f"{'label':<{width}}  precision  recall     f1  support")
+    for label, c in result.per_class.items():
+        print(f"{label:<{width}}  {c.precision:9.4f} {c.recall:7.4f} {c.f1:6.4f} {c.support:8d}")
+    print("confusion (rows true, columns predicted):", " ".join(result.labels))
+    for label, row in zip(result.labels, result.confusion, strict=True):
+        print(f"  {label:<{width}} " + " ".join(f"{n:6d}" for n in row))
+    if result.unknown_labels:
+        print(f"labels unknown to the model (scored as errors): {result.unknown_labels}")
+    return 0
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def _home() -> Path:
+    from clfserve.export.registry import default_home
+
+    return default_home()
+
+
+def _train_config(args: argparse.Namespace, output: Path) -> _TrainDefaults:
+    return _TrainDefaults(
+        output=output,
+        dataset=args.dataset,
+        base_model=args.base_model,
+        seed=args.seed,
+        learning_rate=args.learning_rate,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        epochs=args.epochs,
+        threads=args.threads,
+        max_train_samples=args.max_train_samples,
+        progress=not args.no_progress,
+    )
+
+
+def _export_config(
+    args: argparse.Namespace,
+    checkpoint: Path,
+    output: Path,
+    dataset: str | None,
+    max_length: int | None,
+) -> ExportConfig:
+    return ExportConfig(
+        checkpoint=checkpoint,
+        output=output,
+        name=args.name,
+        dataset=dataset,
+        max_length=max_length,
+        max_abs_diff=args.max_abs_diff,
+        min_accuracy=args.min_accuracy,
+        min_macro_f1=args.min_macro_f1,
+        min_agreement=args.min_agreement,
+    )
+
+
+def _release_config(args: argparse.Namespace) -> ReleaseConfig:
+    return ReleaseConfig(name=args.name, alias=args.alias, tracking_uri=args.tracking_uri)
+
+
+def _print_export(result: Any) -> None:
+    exported, registered = result.exported, result.registered
+    manifest, report = exported.manifest, exported.report
+    print(f"artefact: {exported.folder} ({manifest.name} v{manifest.version})")
+    print(f"parity: max |logit diff| {report.parity_max_abs_diff:.2e} on {report.parity_samples}")
+    for variant, score in report.variants.items():
+        size = manifest.variants[variant].bytes / 1e6
+        print(f"{variant:>5}: accuracy {score.accuracy:.4f}, macro-F1 {score.macro_f1:.4f} "
+              f"on {score.n_samples} validation texts; {size:.1f} MB")  # fmt: skip
+    if report.agreement_int8_fp32 is not None:
+        print(f"int8/fp32 label agreement: {report.agreement_int8_fp32:.4f}")
+    if registered is not None:
+        alias = f", alias {registered.alias}" if registered.alias else ""
+        print(f"registered {registered.uri}{alias} (run {registered.run_id})")

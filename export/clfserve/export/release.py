@@ -1,0 +1,78 @@
+"""Glue the stages: (train ->) export + validate -> register. Each stage has its own module."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from clfserve.export.artefact import ExportResult, export_artefact
+from clfserve.export.config import ExportConfig, ReleaseConfig, TrainConfig
+from clfserve.export.registry import Registered, has_alias, register_artefact
+from clfserve.export.train import TrainResult, train
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReleaseResult:
+    exported: ExportResult
+    registered: Registered | None
+    trained: TrainResult | None = None
+
+
+def check_registry(release: ReleaseConfig) -> bool:
+    """Reach the registry before long work; True when ``name@alias`` already exists."""
+    return has_alias(release.name, release.alias, release.tracking_uri)
+
+
+def export_and_register(export: ExportConfig, release: ReleaseConfig | None) -> ReleaseResult:
+    """Export and validate; register only when ``release`` is given and validation passed."""
+    if release is not None:
+        check_registry(release)  # an unreachable server should fail now, not after the export
+    exported = export_artefact(export)  # raises ValidationFailed before anything is registered
+    registered = register(exported, release) if release is not None else None
+    return ReleaseResult(exported, registered)
+
+
+def release_model(
+    train_config: TrainConfig, export: ExportConfig, release: ReleaseConfig
+) -> ReleaseResult:
+    """Train, export, validate and register (the default model: `clfserve release`)."""
+    check_registry(release)
+    trained = train(train_config)
+    result = export_and_register(export, release)
+    return ReleaseResult(result.exported, result.registered, trained)
+
+
+def register(exported: ExportResult, release: ReleaseConfig) -> Registered:
+    manifest = exported.manifest
+    recipe: dict[str, Any] = exported.training.get("recipe", {})
+    params: dict[str, Any] = {
+        "version": manifest.version,
+        "labels": ",".join(manifest.labels),
+        "max_length": manifest.max_length,
+        "inputs": ",".join(manifest.inputs),
+        "dataset": manifest.source.get("dataset", ""),
+        "checkpoint_sha256": manifest.source.get("checkpoint_sha256", ""),
+        **{f"train_{k}": v for k, v in recipe.items() if k not in ("output", "progress")},
+    }
+    metrics: dict[str, float] = dict(exported.report.metrics())
+    for variant, entry in manifest.variants.items():
+        metrics[f"{variant}_bytes"] = float(entry.bytes)
+    for key in ("train_seconds", "steps", "n_train"):
+        if key in exported.training:
+            metrics[key] = float(exported.training[key])
+    for key, value in exported.training.get("validation", {}).items():
+        metrics[f"train_val_{key}"] = float(value)
+    tags = {"clfserve.version": manifest.version, "clfserve.checksum": manifest.checksum}
+    return register_artefact(
+        exported.folder,
+        name=release.name,
+        alias=release.alias or None,
+        params=params,
+        metrics=metrics,
+        experiment=release.experiment,
+        uri=release.tracking_uri,
+        tags=tags,
+    )

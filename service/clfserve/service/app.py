@@ -31,6 +31,7 @@ from clfserve.service.metrics import MetricsMiddleware
 from clfserve.service.predictor import Predictor, load_classifier
 from clfserve.service.routes import build_routes
 from clfserve.service.settings import Settings
+from clfserve.service.staleness.config import StalenessSettings
 from clfserve.service.throttle import rate_limit_config
 
 log = logging.getLogger(__name__)
@@ -49,10 +50,21 @@ def create_app(
     loader: Loader = load_classifier,
     route_handlers: Sequence[HTTPRouteHandler] = (),
     lifespan: Sequence[LifespanHook] = (),
+    staleness: StalenessSettings | None = None,
 ) -> Litestar:
-    """The service app; ``loader`` builds the predictor (a fake in unit tests)."""
+    """The service app; ``loader`` builds the predictor (a fake in unit tests).
+
+    ``staleness`` installs the staleness monitor (``GET /staleness``, ``POST /admin/evaluate``,
+    gauges, schedule) unless None or disabled.
+    """
     settings = settings or Settings()
     ctx = ServiceContext.build(settings)
+    if staleness is not None and staleness.enabled:
+        from clfserve.service.staleness.extension import install
+
+        extension = install(ctx, staleness)
+        route_handlers = [*route_handlers, *extension.routes]
+        lifespan = [*lifespan, extension.lifespan]
 
     @asynccontextmanager
     async def run(_: Litestar) -> AsyncIterator[None]:
@@ -144,4 +156,6 @@ def context_of(app: Litestar) -> ServiceContext:
 
 def create_app_from_env() -> Litestar:
     """Factory for ``uvicorn --factory``: settings from this process's ``CLFSERVE_*`` variables."""
-    return create_app(Settings.from_env(os.environ))
+    return create_app(
+        Settings.from_env(os.environ), staleness=StalenessSettings.from_env(os.environ)
+    )

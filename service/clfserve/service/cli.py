@@ -7,6 +7,8 @@ import os
 from typing import Any
 
 from clfserve.service.settings import Settings, SettingsError, describe_env
+from clfserve.service.staleness.config import StalenessSettings
+from clfserve.service.staleness.config import describe_env as describe_staleness_env
 
 OVERRIDES = {  # option dest -> the variable it overrides
     "host": "CLFSERVE_HOST",
@@ -27,10 +29,11 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
         help="serve a model over HTTP (Litestar under uvicorn)",
         description=(
             "Serve a model over HTTP: POST /predict, POST /batch_predict, GET /health/live, "
-            "GET /health/ready, GET /model, GET /metrics, OpenAPI at /schema. Settings come "
+            "GET /health/ready, GET /model, GET /metrics, GET /staleness, POST /admin/evaluate, "
+            "OpenAPI at /schema. Settings come "
             "from CLFSERVE_* environment variables; the options below override them."
         ),
-        epilog=describe_env(),
+        epilog=f"{describe_env()}\n\n{describe_staleness_env()}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
@@ -59,6 +62,7 @@ def run_serve(args: argparse.Namespace) -> int:
     environment = dict(os.environ)
     try:
         settings = settings_from(args, environment)
+        StalenessSettings.from_env(environment)  # fail here, not in each worker
     except SettingsError as exc:
         raise SystemExit(f"clfserve serve: invalid setting: {exc}") from None
     os.environ.update(environment)  # worker processes parse the same settings from here

@@ -1,0 +1,81 @@
+"""Wiring the monitor into one app: `install(ctx, settings)` -> routes + a lifespan hook."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from litestar.handlers import HTTPRouteHandler
+
+from clfserve.service.context import ServiceContext
+from clfserve.service.model_state import ModelStatus
+from clfserve.service.staleness.config import StalenessSettings
+from clfserve.service.staleness.gauges import StalenessGauges
+from clfserve.service.staleness.monitor import StalenessMonitor, Tracker
+from clfserve.service.staleness.routes import build_routes
+from clfserve.service.staleness.scheduler import StalenessScheduler, default_lock_path
+from clfserve.service.staleness.tracking import MlflowTracker, tracking_wanted
+
+log = logging.getLogger(__name__)
+
+MODEL_POLL_S = 0.1
+
+
+@dataclass(frozen=True)
+class StalenessExtension:
+    """What `create_app` adds for the monitor."""
+
+    monitor: StalenessMonitor
+    scheduler: StalenessScheduler
+    routes: list[HTTPRouteHandler]
+
+    @asynccontextmanager
+    async def lifespan(self, ctx: ServiceContext) -> AsyncIterator[None]:
+        """Start the schedule once the model is loaded; stop it on shutdown."""
+        starting = asyncio.create_task(self._start_when_loaded(ctx), name="clfserve-staleness")
+        try:
+            yield
+        finally:
+            starting.cancel()
+            self.scheduler.stop()
+
+    async def _start_when_loaded(self, ctx: ServiceContext) -> None:
+        # Bounded by the model load: it ends READY or FAILED, and shutdown cancels this task.
+        while ctx.model.status is ModelStatus.LOADING:
+            await asyncio.sleep(MODEL_POLL_S)
+        if ctx.model.status is not ModelStatus.READY:
+            log.error("staleness monitor not scheduled: no model (%s)", ctx.model.reason)
+            self.scheduler.detail = f"not started: no model ({ctx.model.reason})"
+            return
+        self.scheduler.start()
+
+
+def install(
+    ctx: ServiceContext,
+    settings: StalenessSettings,
+    *,
+    env: Mapping[str, str] | None = None,
+    tracker: Tracker | None = None,
+    lock_path: Path | None = None,
+) -> StalenessExtension:
+    """The monitor of the app around ``ctx``; ``tracker`` overrides the MLflow one (tests)."""
+    env = os.environ if env is None else env
+    if tracker is None and tracking_wanted(settings.tracking, ctx.settings.model_uri, env):
+        tracker = MlflowTracker(
+            ctx.settings.model_uri, settings.experiment, settings.tracking_timeout_s
+        )
+    monitor = StalenessMonitor(settings, ctx.model, StalenessGauges(ctx.metrics.registry), tracker)
+    scheduler = StalenessScheduler(
+        monitor,
+        settings.interval,
+        settings.initial_delay_s,
+        settings.scheduler,
+        ctx.settings.workers,
+        lock_path or default_lock_path(ctx.settings.port),
+    )
+    return StalenessExtension(monitor, scheduler, build_routes(monitor, scheduler))

@@ -1,0 +1,68 @@
+"""``GET /staleness`` and ``POST /admin/evaluate`` (bearer token; absent token -> 404)."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from litestar import Request, get, post
+from litestar.exceptions import (
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+)
+from litestar.handlers import HTTPRouteHandler
+from litestar.status_codes import HTTP_200_OK
+
+from clfserve.service.staleness.monitor import Record, StalenessMonitor
+from clfserve.service.staleness.scheduler import StalenessScheduler
+
+
+def check_admin(request: Request[Any, Any, Any], token: str | None) -> None:
+    """404 when no token is configured (the route does not exist), 401 without a bearer
+    token, 403 with a wrong one."""
+    if token is None:
+        raise NotFoundException("admin routes are disabled (set CLFSERVE_ADMIN_TOKEN)")
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        raise NotAuthorizedException(
+            "send Authorization: Bearer <CLFSERVE_ADMIN_TOKEN>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise PermissionDeniedException("wrong admin token")
+
+
+def build_routes(
+    monitor: StalenessMonitor, scheduler: StalenessScheduler
+) -> list[HTTPRouteHandler]:
+    settings = monitor.settings
+
+    @get("/staleness", tags=["model"], summary="Latest staleness evaluation and recent history")
+    async def staleness() -> dict[str, Any]:
+        return {
+            "metric": settings.metric,
+            "threshold": settings.threshold,
+            "validation_data": settings.validation_data,
+            "schedule": {
+                "interval": str(settings.interval),
+                "runs_here": scheduler.running,
+                "next_run_at": scheduler.next_run_at(),
+                "detail": scheduler.detail,
+            },
+            "evaluating": monitor.running,
+            "latest": monitor.latest,
+            "history": monitor.history,
+        }
+
+    @post(
+        "/admin/evaluate",
+        status_code=HTTP_200_OK,
+        tags=["admin"],
+        summary="Evaluate the served model now (Authorization: Bearer <CLFSERVE_ADMIN_TOKEN>)",
+    )
+    async def admin_evaluate(request: Request[Any, Any, Any]) -> Record:
+        check_admin(request, settings.admin_token)
+        return await monitor.run("admin")
+
+    return [staleness, admin_evaluate]

@@ -112,6 +112,7 @@ class StalenessMonitor:
             "threshold": s.threshold,
             "value": None,
             "started_at": _iso(started),
+            "tracking": {"status": "off" if self.tracker is None else "not attempted"},
         }
         try:
             self._score(record)

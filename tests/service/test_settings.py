@@ -129,3 +129,19 @@ def test_describe_env_lists_every_variable_with_its_default() -> None:
         assert f"[default: {var.default}]" in line
     assert "[default: models:/clfserve-sentiment@champion]" in text
     assert "[default: 600/minute]" in text
+
+
+@pytest.mark.parametrize(
+    ("changes", "cpus", "expected"),
+    [
+        ({}, 8, 8),
+        ({"workers": 2}, 8, 4),
+        ({"workers": 2, "inference_workers": 2}, 8, 2),
+        ({"workers": 16}, 8, 1),
+        ({"workers": 4, "threads": 3}, 8, 3),
+    ],
+)
+def test_intra_op_threads_split_the_cpus(changes: dict[str, int], cpus: int, expected: int) -> None:
+    from clfserve.service.predictor import intra_op_threads
+
+    assert intra_op_threads(Settings().replace(**changes), cpus) == expected

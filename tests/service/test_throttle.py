@@ -82,7 +82,7 @@ def test_no_trusted_proxies_means_the_header_is_ignored() -> None:
 
 
 async def _statuses(app: Litestar, peer: str, forwarded: list[str]) -> list[int]:
-    transport = httpx.ASGITransport(app=app, client=(peer, 1234))
+    transport = httpx.ASGITransport(app=app, client=(peer, 1234))  # type: ignore[arg-type]
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         return [
             (await http.get("/model", headers={"x-forwarded-for": f})).status_code

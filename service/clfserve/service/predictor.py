@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Protocol
 
 from clfserve.runtime import Classifier, ModelInfo, ModelLoadError, Prediction
+from clfserve.runtime.resources import usable_cpus
 from clfserve.service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,15 @@ def resolve_model_path(uri: str) -> Path:
     return Path(resolved.path)
 
 
+def intra_op_threads(settings: Settings, cpus: int | None = None) -> int:
+    """``CLFSERVE_THREADS``, or the usable CPUs split between the runtime calls that may run at
+    once (server processes x inference workers), so they do not fight over the same cores."""
+    if settings.threads is not None:
+        return settings.threads
+    cpus = cpus or usable_cpus()
+    return max(1, cpus // (settings.workers * settings.inference_workers))
+
+
 def load_classifier(settings: Settings) -> Predictor:
     """Resolve ``settings.model_uri`` and load it into ONNX Runtime, warmed up (blocking)."""
     path = resolve_model_path(settings.model_uri)
@@ -53,5 +63,5 @@ def load_classifier(settings: Settings) -> Predictor:
         device=settings.device,
         variant=settings.variant,
         batch_size=settings.batch_size,
-        threads=settings.threads,
+        threads=intra_op_threads(settings),
     )

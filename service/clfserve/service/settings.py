@@ -47,7 +47,8 @@ class Settings:
     variant: str | None = None
     """ONNX variant to run (``int8``, ``fp32``); None lets the runtime pick for the device."""
     threads: int | None = None
-    """ONNX Runtime intra-op threads per session; None uses the CPUs this process may use."""
+    """ONNX Runtime intra-op threads per session; None splits the usable CPUs between
+    ``workers`` x ``inference_workers``."""
     batch_size: int = 32
     """Rows per ONNX Runtime call: the runtime sorts texts by length and chunks them by this."""
     microbatch_max_size: int = 32
@@ -249,7 +250,7 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("CLFSERVE_VARIANT", "variant", parse_optional_str,
            "ONNX variant (int8, fp32); auto: int8 on CPU, fp32 on CUDA"),
     EnvVar("CLFSERVE_THREADS", "threads", parse_optional_int,
-           "ONNX Runtime intra-op threads; auto: usable CPUs"),
+           "ONNX Runtime intra-op threads; auto: usable CPUs / (workers x inference workers)"),
     EnvVar("CLFSERVE_BATCH_SIZE", "batch_size", parse_int,
            "rows per ONNX Runtime run (texts are length-sorted, then chunked)"),
     EnvVar("CLFSERVE_MICROBATCH_MAX_SIZE", "microbatch_max_size", parse_int,

@@ -77,7 +77,7 @@ def test_batch_keeps_order_and_only_sends_misses(
     assert body["model"] == {"name": "fake-sentiment", "version": "v1"}
     assert [p["scores"] for p in body["predictions"]] == [fake_prediction(t).scores for t in texts]
     assert [p["cached"] for p in body["predictions"]] == [False, True, False, False, False]
-    assert fake.calls[-1] == ["zeta", "a good one", "b"]  # misses, once each, in order
+    assert fake.calls[-1] == ["b", "zeta", "a good one"]  # misses, once each, shortest first
     again = client.post("/batch_predict", json={"texts": texts}).json()
     assert all(p["cached"] for p in again["predictions"])
     assert len(fake.calls) == 2
@@ -272,3 +272,17 @@ def test_invalid_input_from_the_runtime_is_422(make_app: AppFactory) -> None:
         assert "cannot classify 'bad'" in response.json()["detail"]
     finally:
         client.__exit__(None, None, None)
+
+
+def test_big_batches_reach_the_model_in_length_sorted_chunks(
+    make_app: AppFactory, fake: FakePredictor
+) -> None:
+    client = ready_client(make_app(batch_size=4))
+    try:
+        texts = ["x" * (10 - i) for i in range(10)]
+        body = client.post("/batch_predict", json={"texts": texts}).json()
+    finally:
+        client.__exit__(None, None, None)
+    assert [p["scores"] for p in body["predictions"]] == [fake_prediction(t).scores for t in texts]
+    assert [len(call) for call in fake.calls] == [4, 4, 2]
+    assert [len(t) for call in fake.calls for t in call] == list(range(1, 11))

@@ -46,6 +46,6 @@ class ServiceContext:
             cache=cache,
             batcher=batcher,
             metrics=metrics,
-            predictions=PredictionService(model, cache, batcher, metrics),
+            predictions=PredictionService(model, cache, batcher, metrics, settings.batch_size),
             limits=Limits(settings.max_text_chars, settings.max_batch_items),
         )

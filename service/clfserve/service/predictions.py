@@ -24,9 +24,15 @@ class PredictionService:
     """What the routes call; owns no model, only how texts reach it."""
 
     def __init__(
-        self, model: ModelState, cache: PredictionCache, batcher: MicroBatcher, metrics: Metrics
+        self,
+        model: ModelState,
+        cache: PredictionCache,
+        batcher: MicroBatcher,
+        metrics: Metrics,
+        chunk_size: int = 32,
     ) -> None:
         self.model = model
+        self.chunk_size = chunk_size
         self.cache = cache
         self.batcher = batcher
         self.metrics = metrics
@@ -52,10 +58,14 @@ class PredictionService:
         self._count(hits=len(texts) - sum(hit is None for hit in found),
                     misses=sum(hit is None for hit in found))  # fmt: skip
         fresh: dict[str, Prediction] = {}
-        if missing:
-            predictions = await self.batcher.run(missing)
-            fresh = dict(zip(missing, predictions, strict=True))
-            self.cache.put_many(info, missing, predictions)
+        # Shortest first, one runtime chunk per call: padding stays low, and micro-batches of
+        # concurrent /predict calls get the model between chunks instead of waiting for all.
+        ordered = sorted(missing, key=len)
+        for start in range(0, len(ordered), self.chunk_size):
+            chunk = ordered[start : start + self.chunk_size]
+            predictions = await self.batcher.run(chunk)
+            fresh.update(zip(chunk, predictions, strict=True))
+            self.cache.put_many(info, chunk, predictions)
         answers = [
             Answer(hit, True) if hit is not None else Answer(fresh[text], False)
             for text, hit in zip(texts, found, strict=True)

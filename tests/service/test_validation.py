@@ -32,7 +32,7 @@ CASES = [
     ("/predict", b'{"text": "\\ud800"}', 400, "malformed JSON"),
     ("/predict", b"", 400, "request body is empty"),
     ("/predict", b"   ", 400, "request body is empty"),
-    ("/predict", b'{"text": "' + b"a" * 3000 + b'"}', 413, "Request Entity Too Large"),
+    ("/predict", b'{"text": "' + b"a" * 3000 + b'"}', 413, "larger than 2048 bytes"),
     ("/batch_predict", b'{"texts": []}', 422, "empty list"),
     ("/batch_predict", b'{"texts": ["a", ""]}', 422, "texts[1] must not be empty"),
     ("/batch_predict", b'{"texts": ["a", 2]}', 422, "at `$.texts[1]`"),

@@ -19,6 +19,7 @@ from typing import Any
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, TooManyRequestsException
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
     HTTP_413_REQUEST_ENTITY_TOO_LARGE,
@@ -71,6 +72,9 @@ def _json(
 
 def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """Every error the service answers, as ``{"status_code": N, "detail": "..."}``."""
+    if isinstance(exc, RequestEntityTooLarge):
+        limit = request.route_handler.resolve_request_max_body_size()
+        return _json(exc.status_code, f"request body is larger than {limit} bytes")
     if isinstance(exc, HTTPException):
         extra = {"extra": exc.extra} if exc.extra else {}
         return _json(exc.status_code, exc.detail, dict(exc.headers or {}), **extra)

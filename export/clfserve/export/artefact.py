@@ -19,7 +19,12 @@ from clfserve.export.config import ExportConfig
 from clfserve.export.errors import ExportError, ValidationFailed
 from clfserve.export.onnx_export import export_onnx
 from clfserve.export.quantize import quantize_int8
-from clfserve.export.validate import ValidationReport, raise_on_failure, validate
+from clfserve.export.validate import (
+    ValidationReport,
+    check_parity,
+    raise_on_failure,
+    validate,
+)
 from clfserve.runtime.data import DEFAULT_DATASET, load_split
 from clfserve.runtime.manifest import MANIFEST_FILE, Manifest, file_entry, sha256_file
 
@@ -60,7 +65,11 @@ def export_artefact(config: ExportConfig) -> ExportResult:
         manifest = _build(model, tokenizer, staging, config, max_length)
         manifest = _with_source(manifest, config, record, dataset, seed)
         manifest.write(staging)
-        report = validate(model, staging, validation, config)
+        parity = check_parity(model, staging, validation, config)
+        if config.quantize:
+            manifest = _add_int8(manifest, staging)
+            manifest.write(staging)
+        report = validate(staging, validation, config, parity)
         raise_on_failure(report)
         manifest = _replace(manifest, validation=report.to_dict())
         manifest.write(staging)
@@ -81,9 +90,6 @@ def _build(
 ) -> Manifest:
     inputs = export_onnx(model, folder / FP32_FILE, config.opset)
     variants = {"fp32": file_entry(folder, FP32_FILE)}
-    if config.quantize:
-        quantize_int8(folder / FP32_FILE, folder / INT8_FILE)
-        variants["int8"] = file_entry(folder, INT8_FILE)
     save_tokenizer(tokenizer, folder / TOKENIZER_FILE)
     token_entry = file_entry(folder, TOKENIZER_FILE)
     multi = model.config.problem_type == "multi_label_classification"
@@ -99,6 +105,13 @@ def _build(
         problem_type="multi_label" if multi else "single_label",
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
+
+
+def _add_int8(manifest: Manifest, folder: Path) -> Manifest:
+    quantize_int8(folder / FP32_FILE, folder / INT8_FILE)
+    variants = {**manifest.variants, "int8": file_entry(folder, INT8_FILE)}
+    checksums = [*(v.sha256 for v in variants.values()), manifest.tokenizer.sha256]
+    return _replace(manifest, variants=variants, version=_content_version(checksums))
 
 
 def save_tokenizer(tokenizer: PreTrainedTokenizerFast, path: Path) -> None:

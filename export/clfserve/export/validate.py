@@ -67,13 +67,29 @@ class ValidationReport:
         return flat
 
 
-def validate(
+def check_parity(
     model: PreTrainedModel, folder: Path, validation: Dataset, config: ExportConfig
-) -> ValidationReport:
-    """Run every check on ``folder``; the report lists what failed (it never raises for that)."""
-    manifest = Manifest.read(folder)
+) -> tuple[float, int]:
+    """Max logit difference on the first ``parity_samples`` texts; raise when over tolerance.
+
+    Runs before quantization: a graph that disagrees with PyTorch is not worth quantizing.
+    """
     sample = list(validation.texts[: config.parity_samples])
-    diff = parity(model, folder, manifest, sample)
+    diff = parity(model, folder, Manifest.read(folder), sample)
+    if not diff <= config.max_abs_diff:
+        raise ValidationFailed(
+            f"validation failed, nothing registered: {_parity_failure(diff, config)} "
+            f"on {len(sample)} validation texts"
+        )
+    return diff, len(sample)
+
+
+def validate(
+    folder: Path, validation: Dataset, config: ExportConfig, parity_result: tuple[float, int]
+) -> ValidationReport:
+    """Score every variant of ``folder``; the report lists what failed (never raises for it)."""
+    manifest = Manifest.read(folder)
+    diff, n_parity = parity_result
     if config.max_eval_samples is not None:
         validation = validation.subset(range(min(config.max_eval_samples, len(validation))))
 
@@ -95,7 +111,7 @@ def validate(
     failures = _failures(diff, scores, agreement, config)
     return ValidationReport(
         parity_max_abs_diff=diff,
-        parity_samples=len(sample),
+        parity_samples=n_parity,
         variants=scores,
         agreement_int8_fp32=agreement,
         dataset=validation.name,
@@ -141,9 +157,7 @@ def _failures(
 ) -> list[str]:
     failures = []
     if not diff <= config.max_abs_diff:
-        failures.append(
-            f"fp32 ONNX vs PyTorch max |logit diff| {diff:.3g} > {config.max_abs_diff:g}"
-        )
+        failures.append(_parity_failure(diff, config))
     for name, score in scores.items():
         if score.accuracy < config.min_accuracy:
             failures.append(f"{name} accuracy {score.accuracy:.4f} < {config.min_accuracy:g}")
@@ -152,6 +166,10 @@ def _failures(
     if agreement is not None and agreement < config.min_agreement:
         failures.append(f"int8/fp32 label agreement {agreement:.4f} < {config.min_agreement:g}")
     return failures
+
+
+def _parity_failure(diff: float, config: ExportConfig) -> str:
+    return f"fp32 ONNX vs PyTorch max |logit diff| {diff:.3g} > {config.max_abs_diff:g}"
 
 
 def raise_on_failure(report: ValidationReport) -> None:

@@ -203,3 +203,15 @@ def test_sigterm_shuts_down_cleanly(tiny_artefact: Path, tmp_path: Path) -> None
     assert "http://127.0.0.1:" in log
     assert "Application shutdown complete" in log
     assert "Finished server process" in log
+
+
+def test_two_worker_processes_serve(tiny_artefact: Path, tmp_path: Path) -> None:
+    env = {"CLFSERVE_MODEL_URI": str(tiny_artefact), "CLFSERVE_THREADS": "1"}
+    with (
+        running_server(tmp_path, env, "--workers", "2") as server,
+        httpx.Client(base_url=server.url, timeout=30.0) as http,
+    ):
+        for i in range(6):
+            response = http.post("/predict", json={"text": f"worker check {i}"})
+            assert response.status_code == 200
+        assert server.log.read_text(errors="replace").count("serving clfserve-sentiment") == 2

@@ -286,3 +286,20 @@ def test_big_batches_reach_the_model_in_length_sorted_chunks(
     assert [p["scores"] for p in body["predictions"]] == [fake_prediction(t).scores for t in texts]
     assert [len(call) for call in fake.calls] == [4, 4, 2]
     assert [len(t) for call in fake.calls for t in call] == list(range(1, 11))
+
+
+def test_with_several_workers_startup_waits_for_the_model() -> None:
+    """Each worker process takes connections only once its model is loaded (or failed)."""
+    from clfserve.service import Settings, create_app
+
+    loaded = threading.Event()
+
+    def slow_loader(_settings: object) -> FakePredictor:
+        threading.Event().wait(0.2)
+        loaded.set()
+        return FakePredictor()
+
+    app = create_app(Settings().replace(rate_limit=None, workers=2), loader=slow_loader)
+    with TestClient(app) as client:  # entering runs the lifespan startup
+        assert loaded.is_set()
+        assert client.get("/health/ready").status_code == 200

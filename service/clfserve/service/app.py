@@ -5,6 +5,11 @@ Model loading starts in the lifespan but runs in a thread, so the server answers
 warmed, and prediction routes answer 503 JSON. If loading fails the process keeps running in
 that state and logs why (an orchestrator sees it not ready; ``GET /model`` shows the reason),
 rather than exiting: a crash loop would hide the reason and drop the health endpoints.
+
+With several worker processes (``CLFSERVE_WORKERS`` > 1) every worker shares one listening
+socket, so a worker still loading would take its share of the traffic and answer 503. There,
+each worker finishes loading (or failing) before its startup completes, and uvicorn only lets a
+worker accept connections after that.
 """
 
 from __future__ import annotations
@@ -70,6 +75,8 @@ def create_app(
     async def run(_: Litestar) -> AsyncIterator[None]:
         await ctx.batcher.start()
         loading = asyncio.create_task(load_model(ctx, loader), name="clfserve-load-model")
+        if settings.workers > 1:
+            await loading  # see the module docstring; load_model never raises
         try:
             async with AsyncExitStack() as stack:
                 for hook in lifespan:

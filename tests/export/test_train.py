@@ -1,0 +1,63 @@
+"""Training: labels from the data become the checkpoint's id2label; a training record is saved."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from clfserve.export.checkpoint import TRAINING_FILE, labels_of, load_model
+from clfserve.export.config import TrainConfig
+from clfserve.export.errors import CheckpointError
+from clfserve.export.train import train
+from clfserve.runtime.data import DatasetError
+
+
+@pytest.fixture
+def three_class_csv(tmp_path: Path) -> Path:
+    words = {"sport": "match goal team", "tech": "chip code laptop", "food": "bread soup salt"}
+    lines = ["text,label"]
+    for i in range(60):
+        label = ("sport", "tech", "food")[i % 3]
+        lines.append(f"{words[label]} {i},{label}")
+    path = tmp_path / "topics.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_trains_on_a_csv_and_records_labels(
+    tiny_base: Path, three_class_csv: Path, tmp_path: Path
+) -> None:
+    output = tmp_path / "ckpt"
+    config = TrainConfig(
+        output=output,
+        dataset=str(three_class_csv),
+        base_model=tiny_base,
+        max_length=16,
+        threads=1,
+        progress=False,
+    )
+    result = train(config)
+    assert result.steps == 2  # 48 training texts, batch 32, one epoch
+    assert result.n_train == 48
+    assert labels_of(load_model(output)) == ("food", "sport", "tech")
+    record = json.loads((output / TRAINING_FILE).read_text())
+    assert record["recipe"]["dataset"] == str(three_class_csv)
+    assert record["validation"]["n_samples"] == 6
+    assert (output / "tokenizer.json").is_file()
+
+
+def test_bad_dataset_fails_before_loading_the_model(tiny_base: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "reviews.csv"
+    missing.write_text("review,stars\ngood,5\n")
+    config = TrainConfig(output=tmp_path / "out", dataset=str(missing), base_model=tiny_base)
+    with pytest.raises(DatasetError, match="missing column"):
+        train(config)
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_base_model_is_a_checkpoint_error(tmp_path: Path) -> None:
+    config = TrainConfig(output=tmp_path / "out", base_model=tmp_path / "nothing")
+    with pytest.raises(CheckpointError, match="no such checkpoint folder"):
+        train(config)

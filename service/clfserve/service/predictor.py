@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -25,11 +27,25 @@ class Predictor(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model URI led: a local folder, plus the registry identity when there is one."""
+
+    path: Path
+    name: str | None = None
+    version: str | None = None
+
+
 def resolve_model_path(uri: str) -> Path:
     """A local artefact folder for ``uri``: the folder itself, or MLflow's download of it."""
+    return resolve_model_source(uri).path
+
+
+def resolve_model_source(uri: str) -> ModelSource:
+    """Resolve ``uri``; registry URIs also yield the registered name and version number."""
     local = Path(uri).expanduser()
     if local.is_dir():
-        return local
+        return ModelSource(local)
     if "://" not in uri and not uri.startswith("models:/"):
         raise ModelLoadError(f"{uri}: no such artefact folder")
     try:  # on demand: resolving goes through MLflow
@@ -43,7 +59,8 @@ def resolve_model_path(uri: str) -> Path:
     except Exception as exc:  # MLflow raises its own hierarchy (and OSError when unreachable)
         raise ModelLoadError(f"{uri}: could not be resolved ({type(exc).__name__}: {exc})") from exc
     log.info("resolved %s to %s v%s at %s", uri, resolved.name, resolved.version, resolved.path)
-    return Path(resolved.path)
+    version = None if resolved.version is None else str(resolved.version)
+    return ModelSource(Path(resolved.path), resolved.name, version)
 
 
 def intra_op_threads(settings: Settings, cpus: int | None = None) -> int:
@@ -57,11 +74,17 @@ def intra_op_threads(settings: Settings, cpus: int | None = None) -> int:
 
 def load_classifier(settings: Settings) -> Predictor:
     """Resolve ``settings.model_uri`` and load it into ONNX Runtime, warmed up (blocking)."""
-    path = resolve_model_path(settings.model_uri)
-    return Classifier.load(
-        path,
+    source = resolve_model_source(settings.model_uri)
+    classifier = Classifier.load(
+        source.path,
         device=settings.device,
         variant=settings.variant,
         batch_size=settings.batch_size,
         threads=intra_op_threads(settings),
     )
+    if source.name is not None and source.version is not None:
+        # Clients and operators know the model by its registry name and version number.
+        classifier.info = dataclasses.replace(
+            classifier.info, name=source.name, version=source.version
+        )
+    return classifier

@@ -2,9 +2,10 @@
 
 Each ``batch NN`` group holds, for short (~16 tokens) and long (~128 tokens) real review texts:
 ``tokenize`` (`TextEncoder.encode`), ``pad`` (`Classifier.chunks`), ``session.run`` (the ONNX
-calls alone, per variant), ``predict`` (the whole `Classifier.predict`, per variant) and
-``torch`` (PyTorch eager on the same checkpoint). ``extra_info["seqs_per_s"]`` is texts per
-second at the median. The ``target`` groups measure the issue's speed-up targets on real reviews.
+calls alone, per variant), ``postprocess`` (logits to predictions), ``predict`` (the whole
+`Classifier.predict`, per variant) and ``torch`` (PyTorch eager on the same checkpoint).
+``extra_info["seqs_per_s"]`` is texts per second at the median. The ``target`` groups measure
+the issue's speed-up targets on real reviews.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import pytest
 
 from benchmarks.workload import Texts
@@ -119,6 +121,31 @@ def test_pad(
     benchmark.group = _group(batch)
     benchmark(clf.chunks, encoded)
     _record(benchmark, "pad", batch, length=length)
+
+
+@by_batch
+@by_length
+def test_postprocess(
+    benchmark: Any, classifier: Callable[[str], Any], texts: Texts, length: str, batch: int
+) -> None:
+    """Logits to `Prediction`s: softmax, argmax, one object per text."""
+    from clfserve.runtime.postprocess import probabilities, to_predictions
+
+    clf = classifier("int8")
+    encoded = clf.encoder.encode(texts.of(length, batch))
+    logits = np.zeros((batch, len(clf.manifest.labels)), dtype=np.float32)
+    for chunk in clf.chunks(encoded):
+        logits[chunk.indices] = clf.run(chunk)
+    labels, kind = clf.manifest.labels, clf.manifest.problem_type
+
+    def post() -> list[Any]:
+        return to_predictions(
+            probabilities(logits, kind), labels, encoded.truncated, encoded.lengths
+        )
+
+    benchmark.group = _group(batch)
+    benchmark(post)
+    _record(benchmark, "postprocess", batch, length=length)
 
 
 @by_batch

@@ -25,8 +25,8 @@ from clfserve.runtime.session import (
     Device,
     SessionInputs,
     check_device,
-    cuda_listed,
     create_session,
+    cuda_listed,
     requested_providers,
     session_inputs,
 )
@@ -83,12 +83,14 @@ class Classifier:
         batch_size: int = 32,
         threads: int | None = None,
         warmup: bool = True,
+        cuda_tf32: bool = False,
     ) -> Classifier:
         """Load an artefact folder.
 
         ``device="auto"`` asks for CUDA then CPU and reports what it got; ``"cuda"`` raises
         `ProviderError` unless CUDA is obtained. With no ``variant`` the int8 graph runs on CPU
         and the fp32 graph on CUDA. ``threads`` defaults to the CPUs this process may use.
+        ``cuda_tf32`` trades exact fp32 on CUDA for faster TF32 matmuls.
         """
         started = time.perf_counter()
         folder = Path(path)
@@ -100,7 +102,7 @@ class Classifier:
         threads = threads or usable_cpus()
         encoder = TextEncoder(verify_file(folder, manifest.tokenizer), manifest.max_length)
 
-        session, chosen = cls._open(folder, manifest, device, variant, threads)
+        session, chosen = cls._open(folder, manifest, device, variant, threads, cuda_tf32)
         got = tuple(session.get_providers())
         info = ModelInfo(
             name=manifest.name,
@@ -127,7 +129,12 @@ class Classifier:
 
     @staticmethod
     def _open(
-        folder: Path, manifest: Manifest, device: Device, variant: str | None, threads: int
+        folder: Path,
+        manifest: Manifest,
+        device: Device,
+        variant: str | None,
+        threads: int,
+        cuda_tf32: bool,
     ) -> tuple[ort.InferenceSession, str]:
         if variant is not None and variant not in manifest.variants:
             raise ModelLoadError(
@@ -138,9 +145,8 @@ class Classifier:
             check_device(device, [CPU])  # raises: this build has no CUDA provider at all
         if CUDA in providers:
             name = variant or ("fp32" if "fp32" in manifest.variants else variant_for_cpu(manifest))
-            session = create_session(
-                verify_file(folder, manifest.variants[name]), providers, threads
-            )
+            path = verify_file(folder, manifest.variants[name])
+            session = create_session(path, providers, threads, cuda_tf32=cuda_tf32)
             got = session.get_providers()
             check_device(device, got)
             if CUDA in got or variant is not None:

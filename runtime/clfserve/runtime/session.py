@@ -53,17 +53,28 @@ def requested_providers(device: Device) -> list[str]:
     return [CUDA, CPU] if cuda_listed() else [CPU]
 
 
-def create_session(path: Path, providers: list[str], threads: int) -> ort.InferenceSession:
-    """An inference session on ``path`` with ``threads`` intra-op threads."""
+def create_session(
+    path: Path, providers: list[str], threads: int, *, cuda_tf32: bool = False
+) -> ort.InferenceSession:
+    """An inference session on ``path`` with ``threads`` intra-op threads.
+
+    On CUDA, TF32 matmuls are off unless ``cuda_tf32``: measured on an H100 with the default
+    model they moved logits by up to 1.7e-3 from the CPU reference (2e-6 without) for a 1.7x
+    faster batch-32 run, and the export validated the model at fp32 precision.
+    """
+    chosen: list[str | tuple[str, dict[str, str]]] = list(providers)
     if CUDA in providers and cuda_listed():
         preload_cuda_libraries()
+        chosen = [
+            (CUDA, {"use_tf32": "1" if cuda_tf32 else "0"}) if p == CUDA else p for p in providers
+        ]
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     try:
-        return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+        return ort.InferenceSession(str(path), sess_options=options, providers=chosen)
     except Exception as exc:  # ORT raises its own untyped errors for corrupt graphs
         raise ModelLoadError(f"{path}: ONNX Runtime cannot load it ({exc})") from exc
 

@@ -138,6 +138,12 @@ def _training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--base-model", type=Path, default=None, help="pretrained folder [all-MiniLM-L6-v2]"
     )
+    p.add_argument(
+        "--pooling",
+        choices=("mean", "cls"),
+        default=_T.pooling,
+        help="head input: mean of token states (BERT) or the [CLS] pooler",
+    )
     p.add_argument("--seed", type=int, default=_T.seed, help="split, head init and batch order")
     p.add_argument("--epochs", type=float, default=_T.epochs, help="passes over the train split")
     p.add_argument("--learning-rate", type=float, default=_T.learning_rate, help="AdamW lr")
@@ -263,6 +269,7 @@ def _train_config(args: argparse.Namespace, output: Path) -> _TrainDefaults:
         output=output,
         dataset=args.dataset,
         base_model=args.base_model,
+        pooling=args.pooling,
         seed=args.seed,
         learning_rate=args.learning_rate,
         batch_size=args.batch_size,

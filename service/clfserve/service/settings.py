@@ -9,9 +9,9 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, Literal, Protocol, cast
 
 Device = Literal["auto", "cpu", "cuda"]
 RateUnit = Literal["second", "minute", "hour", "day"]
@@ -92,16 +92,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Parse every ``CLFSERVE_*`` variable in ``env``; unknown keys are ignored."""
-        values: dict[str, Any] = {}
-        for var in ENV_VARS:
-            raw = env.get(var.name)
-            if raw is None or raw.strip() == "":
-                continue
-            try:
-                values[var.field] = var.parse(raw.strip())
-            except (ValueError, TypeError) as exc:
-                raise SettingsError(f"{var.name}={raw!r}: {exc}") from None
-        return cls(**values).validated()
+        return cls(**parse_env(ENV_VARS, env)).validated()
 
     def validated(self) -> Settings:
         """Return self after cross-field checks; raises `SettingsError` naming the variable."""
@@ -286,10 +277,44 @@ ENV_VARS: tuple[EnvVar, ...] = (
 )  # fmt: skip
 
 
-def describe_env() -> str:
-    """The ``--help`` epilog: every variable, its default and meaning."""
-    width = max(len(var.name) for var in ENV_VARS)
-    lines = ["environment (CLI options override them):"]
-    for var in ENV_VARS:
+class Variable(Protocol):
+    """What `parse_env` and `describe_vars` need to know of one environment variable."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def field(self) -> str: ...
+    @property
+    def help(self) -> str: ...
+    @property
+    def default(self) -> str: ...
+
+    def parse(self, raw: str) -> Any: ...
+
+
+def parse_env(variables: Iterable[Variable], env: Mapping[str, str]) -> dict[str, Any]:
+    """Field values of the variables set (non-blank) in ``env``; errors name the variable."""
+    values: dict[str, Any] = {}
+    for var in variables:
+        raw = env.get(var.name)
+        if raw is None or raw.strip() == "":
+            continue
+        try:
+            values[var.field] = var.parse(raw.strip())
+        except (ValueError, TypeError) as exc:
+            raise SettingsError(f"{var.name}={raw!r}: {exc}") from None
+    return values
+
+
+def describe_vars(heading: str, variables: Sequence[Variable]) -> str:
+    """A ``--help`` block: one line per variable with its meaning and default."""
+    width = max(len(var.name) for var in variables)
+    lines = [heading]
+    for var in variables:
         lines.append(f"  {var.name:<{width}}  {var.help} [default: {var.default}]")
     return "\n".join(lines)
+
+
+def describe_env() -> str:
+    """The ``--help`` epilog: every variable, its default and meaning."""
+    return describe_vars("environment (CLI options override them):", ENV_VARS)

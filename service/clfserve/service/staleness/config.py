@@ -12,7 +12,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-from clfserve.service.settings import SettingsError, parse_bool, parse_float, parse_optional_str
+from clfserve.service.settings import (
+    SettingsError,
+    describe_vars,
+    parse_bool,
+    parse_env,
+    parse_float,
+    parse_optional_str,
+)
 
 Metric = Literal["f1", "accuracy"]
 SchedulerMode = Literal["auto", "on", "off"]
@@ -74,16 +81,7 @@ class StalenessSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> StalenessSettings:
         """Parse the staleness ``CLFSERVE_*`` variables of ``env``; unknown keys are ignored."""
-        values: dict[str, Any] = {}
-        for var in ENV_VARS:
-            raw = env.get(var.name)
-            if raw is None or raw.strip() == "":
-                continue
-            try:
-                values[var.field] = var.parse(raw.strip())
-            except (ValueError, TypeError) as exc:
-                raise SettingsError(f"{var.name}={raw!r}: {exc}") from None
-        return cls(**values).validated()
+        return cls(**parse_env(ENV_VARS, env)).validated()
 
     def validated(self) -> StalenessSettings:
         if not 0.0 <= self.threshold <= 1.0:
@@ -218,8 +216,4 @@ ENV_VARS: tuple[EnvVar, ...] = (
 
 def describe_env() -> str:
     """The staleness part of ``clfserve serve --help``."""
-    width = max(len(var.name) for var in ENV_VARS)
-    lines = ["staleness monitor environment:"]
-    for var in ENV_VARS:
-        lines.append(f"  {var.name:<{width}}  {var.help} [default: {var.default}]")
-    return "\n".join(lines)
+    return describe_vars("staleness monitor environment:", ENV_VARS)

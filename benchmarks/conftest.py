@@ -79,6 +79,19 @@ def eager(artefact: Path, threads: int) -> Any:
     return EagerClassifier(checkpoint, Manifest.read(artefact).max_length, threads)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run each (batch, length, variant) cell's rows back to back, so the rows compared with
+    each other (predict vs session.run vs torch) see the same machine load."""
+
+    def key(pair: tuple[int, pytest.Item]) -> tuple[int, str, str, int]:
+        index, item = pair
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        return (params.get("batch", 10_000), params.get("length", ""),
+                params.get("variant", ""), index)  # fmt: skip
+
+    items[:] = [item for _, item in sorted(enumerate(items), key=key)]
+
+
 # -- reporting ---------------------------------------------------------------------------------
 
 

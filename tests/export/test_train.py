@@ -69,3 +69,11 @@ def test_missing_base_model_is_a_checkpoint_error(tmp_path: Path) -> None:
     config = TrainConfig(output=tmp_path / "out", base_model=tmp_path / "nothing")
     with pytest.raises(CheckpointError, match="no such checkpoint folder"):
         train(config)
+
+
+def test_balanced_weights_equalise_classes() -> None:
+    from clfserve.export.train import _class_weights
+
+    weights = _class_weights([0, 0, 0, 1], 2).tolist()
+    assert weights == pytest.approx([4 / 6, 2.0])
+    assert 3 * weights[0] == pytest.approx(1 * weights[1])

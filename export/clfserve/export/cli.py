@@ -144,6 +144,12 @@ def _training_options(p: argparse.ArgumentParser) -> None:
         default=_T.pooling,
         help="head input: mean of token states (BERT) or the [CLS] pooler",
     )
+    p.add_argument(
+        "--balanced",
+        action=argparse.BooleanOptionalAction,
+        default=_T.balanced,
+        help=f"weight the loss by inverse class frequency (default: {_T.balanced})",
+    )
     p.add_argument("--seed", type=int, default=_T.seed, help="split, head init and batch order")
     p.add_argument("--epochs", type=float, default=_T.epochs, help="passes over the train split")
     p.add_argument("--learning-rate", type=float, default=_T.learning_rate, help="AdamW lr")
@@ -270,6 +276,7 @@ def _train_config(args: argparse.Namespace, output: Path) -> _TrainDefaults:
         dataset=args.dataset,
         base_model=args.base_model,
         pooling=args.pooling,
+        balanced=args.balanced,
         seed=args.seed,
         learning_rate=args.learning_rate,
         batch_size=args.batch_size,

@@ -35,6 +35,8 @@ class TrainConfig:
     epochs: float = 1.0
     warmup_ratio: float = 0.06
     grad_clip: float = 1.0
+    balanced: bool = False
+    """Weight the loss by inverse class frequency so minority classes count as much."""
     group_by_length: bool = True
     """Sort texts by length within windows of 50 batches so little compute goes to padding."""
     threads: int | None = None

@@ -92,6 +92,7 @@ def _fit(
     encoded = tokenizer(list(data.texts), truncation=True, max_length=config.max_length)
     ids: list[list[int]] = encoded["input_ids"]
     targets = [labels.index(label) for label in data.labels]
+    weights = _class_weights(targets, len(labels)) if config.balanced else None
     rng = np.random.default_rng(config.seed)
     batches_per_epoch = math.ceil(len(ids) / config.batch_size)
     total = max(1, math.ceil(batches_per_epoch * config.epochs))
@@ -115,9 +116,11 @@ def _fit(
             if step >= total:
                 break
             batch = _pad([ids[i] for i in rows], tokenizer.pad_token_id or 0)
-            batch["labels"] = torch.tensor([targets[i] for i in rows])
-            loss = model(**batch).loss
-            loss.backward()
+            logits = model(**batch).logits
+            loss = torch.nn.functional.cross_entropy(
+                logits, torch.tensor([targets[i] for i in rows]), weight=weights
+            )
+            loss.backward()  # type: ignore[no-untyped-call]
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
             schedule.step()
@@ -128,6 +131,15 @@ def _fit(
     bar.close()
     model.eval()  # type: ignore[no-untyped-call]
     return step
+
+
+def _class_weights(targets: list[int], n_labels: int) -> torch.Tensor:
+    """n / (k * count): every class weighs the same in the loss (macro-F1 counts them equally)."""
+    import torch
+
+    counts = np.bincount(np.asarray(targets), minlength=n_labels).astype(np.float64)
+    weights = len(targets) / (n_labels * np.maximum(counts, 1.0))
+    return torch.tensor(weights, dtype=torch.float32)
 
 
 def _no_decay(name: str) -> bool:

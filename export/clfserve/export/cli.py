@@ -139,12 +139,6 @@ def _training_options(p: argparse.ArgumentParser) -> None:
         "--base-model", type=Path, default=None, help="pretrained folder [all-MiniLM-L6-v2]"
     )
     p.add_argument(
-        "--pooling",
-        choices=("mean", "cls"),
-        default=_T.pooling,
-        help="head input: mean of token states (BERT) or the [CLS] pooler",
-    )
-    p.add_argument(
         "--balanced",
         action=argparse.BooleanOptionalAction,
         default=_T.balanced,
@@ -275,7 +269,6 @@ def _train_config(args: argparse.Namespace, output: Path) -> _TrainDefaults:
         output=output,
         dataset=args.dataset,
         base_model=args.base_model,
-        pooling=args.pooling,
         balanced=args.balanced,
         seed=args.seed,
         learning_rate=args.learning_rate,

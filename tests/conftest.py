@@ -70,6 +70,7 @@ def tiny_checkpoint(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -
         max_eval_samples=256,
         learning_rate=2e-3,
         epochs=1,
+        batch_size=32,
         balanced=False,
         max_length=TINY_MAX_LENGTH,
         threads=1,  # a tiny model gains nothing from more, and suffers most on a busy machine

@@ -36,6 +36,7 @@ def test_trains_on_a_csv_and_records_labels(
         base_model=tiny_base,
         max_length=16,
         epochs=1,
+        batch_size=32,
         threads=1,
         progress=False,
     )

@@ -49,6 +49,9 @@ def main(artefact: str, texts_file: str) -> dict[str, Any]:
     on_gpu = np.array([list(p.scores.values()) for p in gpu.predict(texts[:256])])
     on_cpu = np.array([list(p.scores.values()) for p in cpu.predict(texts[:256])])
     started = time.perf_counter()
+    gpu.predict(texts)  # first sight of many sequence lengths: includes CUDA kernel selection
+    cold = time.perf_counter() - started
+    started = time.perf_counter()
     gpu.predict(texts)
     return {
         "onnxruntime": ort.__version__,
@@ -57,7 +60,8 @@ def main(artefact: str, texts_file: str) -> dict[str, Any]:
         "max_abs_prob_diff_gpu_vs_cpu_fp32": float(np.abs(on_gpu - on_cpu).max()),
         "label_agreement_gpu_vs_cpu": float((on_gpu.argmax(1) == on_cpu.argmax(1)).mean()),
         "gpu_fp32": [median_latency(gpu, texts, b, 50) for b in (1, 8, 32, 64)],
-        "gpu_texts_per_s_1024": round(len(texts) / (time.perf_counter() - started)),
+        "gpu_texts_per_s_1024_cold": round(len(texts) / cold),
+        "gpu_texts_per_s_1024_warm": round(len(texts) / (time.perf_counter() - started)),
     }
 
 

@@ -114,3 +114,15 @@ def test_broken_artefact_fails_with_the_reason(tiny_artefact: Path, tmp_path: Pa
         assert wait_until_settled(client) == "failed"
         detail = client.get("/health/ready").json()["detail"]
         assert "checksum mismatch" in detail
+
+
+@pytest.mark.parametrize(("configured", "expected"), [(None, 8), (16, 16)])
+def test_batch_size_defaults_to_eight_rows_on_cpu(
+    tiny_artefact: Path, configured: int | None, expected: int
+) -> None:
+    from clfserve.service.predictor import load_classifier
+
+    settings = Settings().replace(model_uri=str(tiny_artefact), device="cpu", batch_size=configured)
+    loaded = load_classifier(settings)
+    assert isinstance(loaded, Classifier)
+    assert loaded.batch_size == expected

@@ -46,6 +46,8 @@ class ServiceContext:
             cache=cache,
             batcher=batcher,
             metrics=metrics,
-            predictions=PredictionService(model, cache, batcher, metrics, settings.batch_size),
+            predictions=PredictionService(
+                model, cache, batcher, metrics, settings.batch_size or 32
+            ),
             limits=Limits(settings.max_text_chars, settings.max_batch_items),
         )

@@ -49,8 +49,10 @@ class Settings:
     threads: int | None = None
     """ONNX Runtime intra-op threads per session; None splits the usable CPUs between
     ``workers`` x ``inference_workers``."""
-    batch_size: int = 32
-    """Rows per ONNX Runtime call: the runtime sorts texts by length and chunks them by this."""
+    batch_size: int | None = None
+    """Rows per ONNX Runtime call (texts are length-sorted, then chunked by this); None picks
+    8 on CPU, where larger chunks only add padding (measured: /predict at 64 connections served
+    467 req/s with 8 against 339 with 32), and 64 on CUDA, where big batches are nearly free."""
     microbatch_max_size: int = 32
     """Most concurrent /predict texts coalesced into one runtime call."""
     microbatch_max_wait_ms: float = 1.0
@@ -97,7 +99,6 @@ class Settings:
     def validated(self) -> Settings:
         """Return self after cross-field checks; raises `SettingsError` naming the variable."""
         positive = {
-            "CLFSERVE_BATCH_SIZE": self.batch_size,
             "CLFSERVE_MICROBATCH_MAX_SIZE": self.microbatch_max_size,
             "CLFSERVE_INFERENCE_WORKERS": self.inference_workers,
             "CLFSERVE_MAX_QUEUE": self.max_queue,
@@ -110,6 +111,8 @@ class Settings:
         for name, value in positive.items():
             if value < 1:
                 raise SettingsError(f"{name}={value}: must be >= 1")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise SettingsError(f"CLFSERVE_BATCH_SIZE={self.batch_size}: must be >= 1")
         if self.threads is not None and self.threads < 1:
             raise SettingsError(f"CLFSERVE_THREADS={self.threads}: must be >= 1")
         if self.microbatch_max_wait_ms < 0:
@@ -224,7 +227,7 @@ class EnvVar:
     def default(self) -> str:
         value = _DEFAULTS[self.field]
         if value is None:
-            return "auto" if self.field in {"threads", "variant"} else "off"
+            return "auto" if self.field in {"threads", "variant", "batch_size"} else "off"
         if isinstance(value, tuple):
             return ",".join(str(v) for v in value) or "(none)"
         if isinstance(value, bool):
@@ -242,8 +245,9 @@ ENV_VARS: tuple[EnvVar, ...] = (
            "ONNX variant (int8, fp32); auto: int8 on CPU, fp32 on CUDA"),
     EnvVar("CLFSERVE_THREADS", "threads", parse_optional_int,
            "ONNX Runtime intra-op threads; auto: usable CPUs / (workers x inference workers)"),
-    EnvVar("CLFSERVE_BATCH_SIZE", "batch_size", parse_int,
-           "rows per ONNX Runtime run (texts are length-sorted, then chunked)"),
+    EnvVar("CLFSERVE_BATCH_SIZE", "batch_size", parse_optional_int,
+           "rows per ONNX Runtime run (texts are length-sorted, then chunked); auto: 8 on CPU, "
+           "64 on CUDA"),
     EnvVar("CLFSERVE_MICROBATCH_MAX_SIZE", "microbatch_max_size", parse_int,
            "most concurrent /predict texts coalesced into one runtime call"),
     EnvVar("CLFSERVE_MICROBATCH_MAX_WAIT_MS", "microbatch_max_wait_ms", parse_float,

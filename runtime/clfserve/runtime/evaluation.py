@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Protocol
 
 from clfserve.runtime.data import Dataset
-from clfserve.runtime.metrics import ClassMetrics, compute_metrics
+from clfserve.runtime.metrics import Metrics, compute_metrics
 from clfserve.runtime.prediction import Prediction
 
 
@@ -35,18 +35,9 @@ class Scorer(Protocol):
 
 
 @dataclass(frozen=True)
-class EvaluationResult:
-    """Metrics of one model variant on one dataset."""
+class EvaluationResult(Metrics):
+    """`Metrics` of one model variant on one dataset, with what was evaluated and how long."""
 
-    accuracy: float
-    macro_f1: float
-    per_class: dict[str, ClassMetrics]
-    labels: tuple[str, ...]
-    confusion: list[list[int]]
-    """``confusion[i][j]``: true ``labels[i]`` predicted as ``labels[j]``."""
-    n_samples: int
-    unknown_labels: dict[str, int]
-    """True labels the model does not know, with counts (they score as errors)."""
     duration_s: float
     model_name: str
     model_version: str
@@ -73,13 +64,7 @@ def evaluate(classifier: Scorer, dataset: Dataset, chunk_size: int = 256) -> Eva
     info = classifier.info
     metrics = compute_metrics(dataset.labels, predicted, info.labels)
     return EvaluationResult(
-        accuracy=metrics.accuracy,
-        macro_f1=metrics.macro_f1,
-        per_class=metrics.per_class,
-        labels=metrics.labels,
-        confusion=metrics.confusion,
-        n_samples=metrics.n_samples,
-        unknown_labels=metrics.unknown_labels,
+        **{f.name: getattr(metrics, f.name) for f in fields(Metrics)},
         duration_s=duration,
         model_name=info.name,
         model_version=info.version,

@@ -214,4 +214,11 @@ def test_two_worker_processes_serve(tiny_artefact: Path, tmp_path: Path) -> None
         for i in range(6):
             response = http.post("/predict", json={"text": f"worker check {i}"})
             assert response.status_code == 200
+        # Ready means one worker answers; the other may still be loading (it joins the socket
+        # only once loaded), so wait, bounded, for both to say they serve.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if server.log.read_text(errors="replace").count("serving clfserve-sentiment") >= 2:
+                break
+            time.sleep(0.2)
         assert server.log.read_text(errors="replace").count("serving clfserve-sentiment") == 2

@@ -71,3 +71,12 @@ def test_balanced_weights_equalise_classes() -> None:
     weights = _class_weights([0, 0, 0, 1], 2).tolist()
     assert weights == pytest.approx([4 / 6, 2.0])
     assert 3 * weights[0] == pytest.approx(1 * weights[1])
+
+
+def test_dataset_too_small_to_split_is_refused(tiny_base: Path, tmp_path: Path) -> None:
+    data = tmp_path / "two.csv"
+    data.write_text('text,label\n"great fun",positive\n"awful",negative\n')
+    config = TrainConfig(dataset=str(data), base_model=tiny_base, output=tmp_path / "out")
+    with pytest.raises(DatasetError, match="too small to split"):
+        train(config)
+    assert not (tmp_path / "out").exists()

@@ -19,7 +19,7 @@ import numpy as np
 from clfserve.export.checkpoint import TRAINING_FILE, load_model, load_tokenizer
 from clfserve.export.config import TrainConfig
 from clfserve.export.paths import default_base_model
-from clfserve.runtime.data import Dataset, split
+from clfserve.runtime.data import Dataset, DatasetError, split
 from clfserve.runtime.data import load_dataset as load_data
 from clfserve.runtime.metrics import compute_metrics
 from clfserve.runtime.resources import usable_cpus
@@ -52,6 +52,12 @@ def train(config: TrainConfig) -> TrainResult:
     torch.set_num_threads(config.threads or usable_cpus())
     torch.manual_seed(config.seed)
     splits = split(load_data(config.dataset), seed=config.seed)
+    if not len(splits.validation) or splits.train.classes != splits.validation.classes:
+        raise DatasetError(
+            f"{config.dataset}: too small to split 80/10/10 with every label in train and "
+            f"validation ({len(splits.train)} train, {len(splits.validation)} validation texts); "
+            "give at least 10 examples per label"
+        )
     train_set = splits.train
     if config.max_train_samples is not None:
         train_set = train_set.subset(range(min(config.max_train_samples, len(train_set))))

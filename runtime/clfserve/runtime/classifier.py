@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -119,7 +120,7 @@ class Classifier:
         classifier = cls(manifest, session, encoder, info, batch_size)
         if warmup:
             classifier.predict(["warm-up"] * min(batch_size, 2))
-        info = ModelInfo(**{**info.__dict__, "load_seconds": time.perf_counter() - started})
+        info = dataclasses.replace(info, load_seconds=time.perf_counter() - started)
         classifier.info = info
         log.info(
             "loaded %s v%s: variant=%s provider=%s threads=%d (%.2fs)",

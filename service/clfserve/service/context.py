@@ -46,8 +46,6 @@ class ServiceContext:
             cache=cache,
             batcher=batcher,
             metrics=metrics,
-            predictions=PredictionService(
-                model, cache, batcher, metrics, settings.batch_size or 32
-            ),
+            predictions=PredictionService(model, cache, batcher, metrics, settings.batch_size),
             limits=Limits(settings.max_text_chars, settings.max_batch_items),
         )

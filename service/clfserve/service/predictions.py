@@ -11,6 +11,10 @@ from clfserve.service.cache import PredictionCache
 from clfserve.service.metrics import Metrics
 from clfserve.service.model_state import ModelState
 
+DEFAULT_CHUNK_SIZE = 32
+"""Texts per /batch_predict runtime call when ``CLFSERVE_BATCH_SIZE`` is auto; the runtime
+splits each call further into its own length-sorted chunks."""
+
 
 @dataclass(frozen=True, slots=True)
 class Answer:
@@ -29,10 +33,10 @@ class PredictionService:
         cache: PredictionCache,
         batcher: MicroBatcher,
         metrics: Metrics,
-        chunk_size: int = 32,
+        chunk_size: int | None = None,
     ) -> None:
         self.model = model
-        self.chunk_size = chunk_size
+        self.chunk_size = chunk_size or DEFAULT_CHUNK_SIZE
         self.cache = cache
         self.batcher = batcher
         self.metrics = metrics
@@ -54,9 +58,9 @@ class PredictionService:
     async def predict_many(self, texts: Sequence[str]) -> tuple[ModelInfo, list[Answer]]:
         info = self._info()
         found = self.cache.get_many(info, texts)
+        misses = sum(hit is None for hit in found)
+        self._count(hits=len(texts) - misses, misses=misses)
         missing = list(dict.fromkeys(t for t, hit in zip(texts, found, strict=True) if hit is None))
-        self._count(hits=len(texts) - sum(hit is None for hit in found),
-                    misses=sum(hit is None for hit in found))  # fmt: skip
         fresh: dict[str, Prediction] = {}
         # Shortest first, one runtime chunk per call: padding stays low, and micro-batches of
         # concurrent /predict calls get the model between chunks instead of waiting for all.

@@ -98,7 +98,7 @@ def in_process(artefact: Path, texts: Sequence[str], threads: int) -> dict[str, 
     in one sorted call."""
     from clfserve.runtime import Classifier
 
-    clf = Classifier.load(artefact, device="cpu", threads=threads)
+    clf = Classifier.load(artefact, device="cpu", threads=threads, batch_size=BATCH)
     sample = list(texts[:DISTINCT])
     clf.predict(sample[:64])
     singles = []

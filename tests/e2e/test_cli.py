@@ -62,6 +62,19 @@ def test_evaluate_an_artefact_folder_as_json(tiny_artefact: Path) -> None:
     assert 0.5 < report["accuracy"] <= 1.0
 
 
+def test_evaluate_batch_size_option(tiny_artefact: Path) -> None:
+    common = ("evaluate", "--model", str(tiny_artefact), "--variant", "fp32", "--json")
+    default, batch_3 = run(*common), run(*common, "--batch-size", "3")
+    assert default.returncode == batch_3.returncode == 0, batch_3.stderr
+    default_report, batch_3_report = json.loads(default.stdout), json.loads(batch_3.stdout)
+    assert (default_report["batch_size"], batch_3_report["batch_size"]) == (8, 3)
+    # fp32 answers do not depend on what a text is batched with.
+    assert default_report["accuracy"] == batch_3_report["accuracy"]
+    refused = run(*common, "--batch-size", "0")
+    assert refused.returncode == 2
+    assert "'0' is not a positive integer" in refused.stderr
+
+
 def test_evaluate_with_an_unreachable_tracking_server() -> None:
     result = run(
         "evaluate",

@@ -9,6 +9,7 @@ import onnxruntime as ort
 import pytest
 
 from clfserve.runtime import Classifier, Manifest, ModelLoadError, ProviderError
+from clfserve.runtime.classifier import CPU_BATCH_SIZE
 from clfserve.runtime.manifest import file_entry
 from clfserve.runtime.resources import usable_cpus
 
@@ -57,6 +58,13 @@ def test_identity_comes_from_the_manifest(tiny_artefact: Path) -> None:
 def test_threads_default_to_usable_cpus(tiny_artefact: Path) -> None:
     assert Classifier.load(tiny_artefact, device="cpu").info.threads == usable_cpus()
     assert Classifier.load(tiny_artefact, device="cpu", threads=1).info.threads == 1
+
+
+def test_batch_size_defaults_to_the_cpu_serving_size(tiny_artefact: Path) -> None:
+    assert Classifier.load(tiny_artefact, device="cpu").batch_size == CPU_BATCH_SIZE == 8
+    assert Classifier.load(tiny_artefact, device="cpu", batch_size=3).batch_size == 3
+    with pytest.raises(ValueError, match="batch_size"):
+        Classifier.load(tiny_artefact, device="cpu", batch_size=0)
 
 
 def test_usable_cpus_respects_affinity_and_quota(monkeypatch: pytest.MonkeyPatch) -> None:

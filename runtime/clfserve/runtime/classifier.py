@@ -34,6 +34,11 @@ from clfserve.runtime.session import (
 
 log = logging.getLogger(__name__)
 
+CPU_BATCH_SIZE = 8
+"""Rows per `session.run` on CPU by default: throughput stops growing past ~8, padding grows."""
+CUDA_BATCH_SIZE = 64
+"""Rows per `session.run` on CUDA by default: an H100 ran 64 texts in 5.4 ms, 1 in 1.6 ms."""
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -81,7 +86,7 @@ class Classifier:
         *,
         device: Device = "auto",
         variant: str | None = None,
-        batch_size: int = 32,
+        batch_size: int | None = None,
         threads: int | None = None,
         warmup: bool = True,
         cuda_tf32: bool = False,
@@ -91,13 +96,16 @@ class Classifier:
         ``device="auto"`` asks for CUDA then CPU and reports what it got; ``"cuda"`` raises
         `ProviderError` unless CUDA is obtained. With no ``variant`` the int8 graph runs on CPU
         and the fp32 graph on CUDA. ``threads`` defaults to the CPUs this process may use.
+        ``batch_size`` caps the rows of one `session.run`; None means `CPU_BATCH_SIZE` or
+        `CUDA_BATCH_SIZE` for the provider obtained. The int8 graph quantizes activations per
+        call, so its answers (and measured quality) shift slightly with this number.
         ``cuda_tf32`` trades exact fp32 on CUDA for faster TF32 matmuls.
         """
         started = time.perf_counter()
         folder = Path(path)
         if not folder.is_dir():
             raise ModelLoadError(f"{folder}: not a directory (expected an artefact folder)")
-        if batch_size < 1:
+        if batch_size is not None and batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         manifest = Manifest.read(folder)
         threads = threads or usable_cpus()
@@ -117,14 +125,16 @@ class Classifier:
             load_seconds=0.0,
             path=str(folder),
         )
+        if batch_size is None:
+            batch_size = CUDA_BATCH_SIZE if info.device == "cuda" else CPU_BATCH_SIZE
         classifier = cls(manifest, session, encoder, info, batch_size)
         if warmup:
             classifier.predict(["warm-up"] * min(batch_size, 2))
         info = dataclasses.replace(info, load_seconds=time.perf_counter() - started)
         classifier.info = info
         log.info(
-            "loaded %s v%s: variant=%s provider=%s threads=%d (%.2fs)",
-            info.name, info.version, info.variant, got[0], threads, info.load_seconds,
+            "loaded %s v%s: variant=%s provider=%s threads=%d batch_size=%d (%.2fs)",
+            info.name, info.version, info.variant, got[0], threads, batch_size, info.load_seconds,
         )  # fmt: skip
         return classifier
 

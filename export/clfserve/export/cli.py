@@ -156,6 +156,12 @@ def _training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=_T.batch_size, help="texts per step")
     p.add_argument("--max-length", type=int, default=_T.max_length, help="tokens per text")
     p.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default=_T.precision,
+        help="forward passes in bf16 autocast or fp32; auto = bf16 on CPUs with native bf16",
+    )
+    p.add_argument(
         "--max-train-samples", type=int, default=None, help="train on the first N texts only"
     )
     p.add_argument("--threads", type=int, default=None, help="torch threads [usable CPUs]")
@@ -193,7 +199,8 @@ def _train(args: argparse.Namespace) -> int:
     output = args.output or _home() / "checkpoints" / DEFAULT_NAME
     result = train(_train_config(args, output))
     print(f"checkpoint: {result.checkpoint}")
-    print(f"trained {result.n_train} texts, {result.steps} steps in {result.train_seconds:.1f}s")
+    print(f"trained {result.n_train} texts, {result.steps} steps in {result.train_seconds:.1f}s "
+          f"({result.precision})")  # fmt: skip
     if result.metrics:
         m = result.metrics
         print(f"validation (PyTorch): accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}")
@@ -224,7 +231,8 @@ def _release(args: argparse.Namespace) -> int:
     result = release_model(_train_config(args, checkpoint), export, release)
     if result.trained is not None:
         t = result.trained
-        print(f"trained {t.n_train} texts, {t.steps} steps in {t.train_seconds:.1f}s")
+        seconds = f"{t.train_seconds:.1f}s"
+        print(f"trained {t.n_train} texts, {t.steps} steps in {seconds} ({t.precision})")
     _print_export(result)
     return 0
 
@@ -301,6 +309,7 @@ def _train_config(args: argparse.Namespace, output: Path) -> _TrainDefaults:
         learning_rate=args.learning_rate,
         batch_size=args.batch_size,
         max_length=args.max_length,
+        precision=args.precision,
         epochs=args.epochs,
         threads=args.threads,
         max_train_samples=args.max_train_samples,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from clfserve.runtime.data import DEFAULT_DATASET
 
@@ -41,6 +42,9 @@ class TrainConfig:
     """Weight the loss by inverse class frequency so minority classes count as much."""
     group_by_length: bool = True
     """Sort texts by length within windows of 50 batches so little compute goes to padding."""
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """Forward pass in bfloat16 autocast (weights, gradients and optimizer stay fp32) or fp32;
+    auto = bf16 where the CPU has native bf16 instructions (AVX512-BF16 / AMX), else fp32."""
     threads: int | None = None
     """Torch intra-op threads; None = the CPUs this process may use."""
     max_train_samples: int | None = None

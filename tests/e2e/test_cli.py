@@ -75,6 +75,12 @@ def test_evaluate_batch_size_option(tiny_artefact: Path) -> None:
     assert "'0' is not a positive integer" in refused.stderr
 
 
+def test_export_refuses_a_smoothing_strength_out_of_range(tmp_path: Path) -> None:
+    result = run("export", "--model", str(tmp_path), "--smooth-alpha", "1.5", "--no-register")
+    assert result.returncode == 2
+    assert "'1.5' is not a number from 0 to 1" in result.stderr
+
+
 def test_evaluate_with_an_unreachable_tracking_server() -> None:
     result = run(
         "evaluate",

@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import shutil
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,8 +18,10 @@ from typing import TYPE_CHECKING, Any
 from clfserve.export.checkpoint import labels_of, load_model, load_tokenizer, training_record
 from clfserve.export.config import ExportConfig
 from clfserve.export.errors import ExportError, ValidationFailed
+from clfserve.export.feeds import text_feeds
 from clfserve.export.onnx_export import export_onnx
 from clfserve.export.quantize import quantize_int8
+from clfserve.export.smooth import smooth_model
 from clfserve.export.validate import (
     ValidationReport,
     check_parity,
@@ -57,6 +60,7 @@ def export_artefact(config: ExportConfig) -> ExportResult:
     seed = config.seed if config.seed is not None else int(recipe.get("seed", 0))
     max_length = _max_length(config, recipe, model)
     validation = load_split(dataset, "validation", seed=seed)
+    calibration = load_split(dataset, "train", seed=seed).texts[: config.calibration_samples]
 
     staging = config.output.parent / f".{config.output.name}.partial"
     shutil.rmtree(staging, ignore_errors=True)
@@ -67,7 +71,7 @@ def export_artefact(config: ExportConfig) -> ExportResult:
         manifest.write(staging)
         parity = check_parity(model, staging, validation, config)
         if config.quantize:
-            manifest = _add_int8(manifest, staging)
+            manifest = _add_int8(manifest, staging, config, calibration)
             manifest.write(staging)
         report = validate(staging, validation, config, parity)
         raise_on_failure(report)
@@ -107,11 +111,32 @@ def _build(
     )
 
 
-def _add_int8(manifest: Manifest, folder: Path) -> Manifest:
-    quantize_int8(folder / FP32_FILE, folder / INT8_FILE)
+def _add_int8(
+    manifest: Manifest, folder: Path, config: ExportConfig, calibration: Sequence[str]
+) -> Manifest:
+    """Quantize the fp32 graph, smoothed first unless ``smooth_alpha`` is 0 or no texts."""
+    quantization: dict[str, Any] = {"method": "dynamic", "per_channel": True, "smoothing": None}
+    source = folder / FP32_FILE
+    smoothed = folder / ".smoothed.onnx"
+    try:
+        if config.smooth_alpha > 0 and calibration:
+            feeds = text_feeds(folder, manifest, calibration, batch_size=32)
+            report = smooth_model(source, smoothed, feeds, config.smooth_alpha)
+            log.info("smoothed %d MatMul inputs (worst channel peak %.1fx the median), alpha %g",
+                     report.inputs, report.worst_channel_ratio, report.alpha)  # fmt: skip
+            quantization["smoothing"] = {**asdict(report), "calibration_texts": len(calibration)}
+            source = smoothed
+        quantize_int8(source, folder / INT8_FILE)
+    finally:
+        smoothed.unlink(missing_ok=True)
     variants = {**manifest.variants, "int8": file_entry(folder, INT8_FILE)}
     checksums = [*(v.sha256 for v in variants.values()), manifest.tokenizer.sha256]
-    return _replace(manifest, variants=variants, version=_content_version(checksums))
+    return _replace(
+        manifest,
+        variants=variants,
+        version=_content_version(checksums),
+        source={**manifest.source, "quantization": quantization},
+    )
 
 
 def save_tokenizer(tokenizer: PreTrainedTokenizerFast, path: Path) -> None:

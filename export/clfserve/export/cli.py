@@ -182,6 +182,12 @@ def _gate_options(p: argparse.ArgumentParser, min_score: float) -> None:
     p.add_argument(
         "--min-agreement", type=float, default=e.min_agreement, help="int8/fp32 label agreement"
     )
+    p.add_argument(
+        "--smooth-alpha",
+        type=_alpha,
+        default=e.smooth_alpha,
+        help="SmoothQuant strength for int8, 0 < A <= 1; 0 = plain dynamic int8",
+    )
 
 
 def _registry_options(p: argparse.ArgumentParser) -> None:
@@ -283,6 +289,16 @@ def _evaluate(args: argparse.Namespace) -> int:
 # -- helpers --------------------------------------------------------------------------------
 
 
+def _alpha(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 0 to 1")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -334,6 +350,7 @@ def _export_config(
         min_accuracy=args.min_accuracy,
         min_macro_f1=args.min_macro_f1,
         min_agreement=args.min_agreement,
+        smooth_alpha=args.smooth_alpha,
     )
 
 

@@ -81,6 +81,11 @@ class ExportConfig:
     max_eval_samples: int | None = None
     """Score variants on at most N validation texts (None = the whole split)."""
     quantize: bool = True
+    smooth_alpha: float = 0.8
+    """SmoothQuant migration strength for the int8 variant, in (0, 1]; 0 = plain dynamic int8
+    (see `clfserve.export.smooth`)."""
+    calibration_samples: int = 512
+    """Train-split texts whose activation peaks set the smoothing scales."""
 
 
 @dataclass(frozen=True)

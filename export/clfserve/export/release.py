@@ -55,8 +55,11 @@ def register(exported: ExportResult, release: ReleaseConfig) -> Registered:
         "inputs": ",".join(manifest.inputs),
         "dataset": manifest.source.get("dataset", ""),
         "checkpoint_sha256": manifest.source.get("checkpoint_sha256", ""),
+        "int8_smoothing": _smoothing(manifest.source.get("quantization") or {}),
         **{f"train_{k}": v for k, v in recipe.items() if k not in ("output", "progress")},
     }
+    if "precision" in exported.training:  # what `auto` resolved to
+        params["train_precision"] = exported.training["precision"]
     metrics: dict[str, float] = dict(exported.report.metrics())
     for variant, entry in manifest.variants.items():
         metrics[f"{variant}_bytes"] = float(entry.bytes)
@@ -76,3 +79,8 @@ def register(exported: ExportResult, release: ReleaseConfig) -> Registered:
         uri=release.tracking_uri,
         tags=tags,
     )
+
+
+def _smoothing(quantization: dict[str, Any]) -> str:
+    smoothing = quantization.get("smoothing")
+    return f"alpha={smoothing['alpha']:g}" if smoothing else "off"

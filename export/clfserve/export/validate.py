@@ -19,10 +19,9 @@ import numpy as np
 
 from clfserve.export.config import ExportConfig
 from clfserve.export.errors import ValidationFailed
-from clfserve.runtime.batching import pad_chunk, plan_chunks
+from clfserve.export.feeds import text_feeds
 from clfserve.runtime.classifier import Classifier
 from clfserve.runtime.data import Dataset
-from clfserve.runtime.encoding import TextEncoder
 from clfserve.runtime.evaluation import evaluate
 from clfserve.runtime.manifest import Manifest
 from clfserve.runtime.session import CPU, create_session
@@ -135,16 +134,9 @@ def parity(model: PreTrainedModel, folder: Path, manifest: Manifest, texts: list
 
     if not texts:
         return 0.0
-    encoded = TextEncoder(folder / manifest.tokenizer.file, manifest.max_length).encode(texts)
     session = create_session(folder / manifest.variants["fp32"].file, [CPU], threads=1)
     worst = 0.0
-    for rows in plan_chunks(encoded.lengths, 16):
-        chunk = pad_chunk(rows, encoded.ids, encoded.type_ids, manifest.pad_token_id)
-        arrays = {
-            "input_ids": chunk.input_ids,
-            "attention_mask": chunk.attention_mask,
-            "token_type_ids": chunk.token_type_ids,
-        }
+    for arrays in text_feeds(folder, manifest, texts, batch_size=16):
         feeds = {i.name: arrays[i.name] for i in session.get_inputs()}
         (onnx_logits,) = session.run([manifest.output], feeds)
         with torch.inference_mode():

@@ -1,0 +1,105 @@
+"""Activation smoothing before int8: the fp32 function is unchanged and activations get flatter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from clfserve.export.artefact import export_artefact
+from clfserve.export.config import ExportConfig
+from clfserve.export.errors import ExportError
+from clfserve.export.feeds import text_feeds
+from clfserve.export.smooth import SUFFIX, activation_peaks, smooth_model
+from clfserve.runtime.data import load_split
+from clfserve.runtime.manifest import Manifest
+
+TEXTS = list(load_split("rotten_tomatoes", "train").texts[:96])
+
+
+def logits(model: Path, folder: Path, manifest: Manifest) -> np.ndarray:
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    wanted = {i.name for i in session.get_inputs()}
+    rows = []
+    for feed in text_feeds(folder, manifest, TEXTS, batch_size=16):
+        (out,) = session.run(["logits"], {k: v for k, v in feed.items() if k in wanted})
+        rows.append(out)
+    return np.concatenate(rows)
+
+
+@pytest.fixture(scope="module")
+def smoothed(tiny_artefact: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    output = tmp_path_factory.mktemp("smooth") / "smoothed.onnx"
+    manifest = Manifest.read(tiny_artefact)
+    feeds = text_feeds(tiny_artefact, manifest, TEXTS, batch_size=32)
+    report = smooth_model(tiny_artefact / "model.onnx", output, feeds, alpha=0.8)
+    assert report.inputs > 0
+    assert report.matmuls >= report.inputs
+    assert report.worst_channel_ratio > 1.0
+    return output
+
+
+def test_smoothing_keeps_the_fp32_function(tiny_artefact: Path, smoothed: Path) -> None:
+    manifest = Manifest.read(tiny_artefact)
+    before = logits(tiny_artefact / "model.onnx", tiny_artefact, manifest)
+    after = logits(smoothed, tiny_artefact, manifest)
+    assert np.abs(before - after).max() < 1e-4
+
+
+def test_smoothing_flattens_the_quantized_activations(tiny_artefact: Path, smoothed: Path) -> None:
+    manifest = Manifest.read(tiny_artefact)
+    model = onnx.load(str(smoothed))
+    scaled = [
+        n.output[0] for n in model.graph.node if n.op_type == "Mul" and n.name.endswith("_smooth")
+    ]
+    originals = [name.removesuffix(SUFFIX) for name in scaled]
+    assert scaled
+    assert all(name.endswith(SUFFIX) for name in scaled)
+    feeds = list(text_feeds(tiny_artefact, manifest, TEXTS, batch_size=32))
+    peaks = activation_peaks(model, [*originals, *scaled], feeds)
+
+    def spread(name: str) -> float:
+        return float(peaks[name].max() / np.median(peaks[name]))
+
+    # Every MatMul input the quantizer will scale per tensor is no more skewed than before,
+    # and overall much less.
+    assert all(spread(s) <= spread(o) * 1.01 for o, s in zip(originals, scaled, strict=True))
+    assert np.mean([spread(s) for s in scaled]) < np.mean([spread(o) for o in originals])
+
+
+def test_smoothing_refuses_a_bad_alpha(tiny_artefact: Path, tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match="alpha"):
+        smooth_model(tiny_artefact / "model.onnx", tmp_path / "x.onnx", [], alpha=1.5)
+    with pytest.raises(ExportError, match="calibration"):
+        smooth_model(tiny_artefact / "model.onnx", tmp_path / "x.onnx", [], alpha=0.5)
+
+
+def test_manifest_records_how_int8_was_made(
+    tiny_artefact: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    smoothing = Manifest.read(tiny_artefact).source["quantization"]["smoothing"]
+    assert smoothing["alpha"] == 0.8
+    assert smoothing["calibration_texts"] == 512
+    assert not any(p.name.startswith(".smoothed") for p in tiny_artefact.iterdir())
+
+    config = ExportConfig(
+        checkpoint=tiny_checkpoint,
+        output=tmp_path / "plain",
+        max_length=64,
+        max_eval_samples=64,
+        min_agreement=0.0,
+        smooth_alpha=0.0,
+    )
+    plain = export_artefact(config).manifest
+    assert plain.source["quantization"] == {
+        "method": "dynamic",
+        "per_channel": True,
+        "smoothing": None,
+    }
+    # Smoothing changed the int8 weights, not the fp32 graph.
+    tiny = Manifest.read(tiny_artefact)
+    assert plain.variants["fp32"].sha256 == tiny.variants["fp32"].sha256
+    assert plain.variants["int8"].sha256 != tiny.variants["int8"].sha256

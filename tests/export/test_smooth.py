@@ -103,3 +103,21 @@ def test_manifest_records_how_int8_was_made(
     tiny = Manifest.read(tiny_artefact)
     assert plain.variants["fp32"].sha256 == tiny.variants["fp32"].sha256
     assert plain.variants["int8"].sha256 != tiny.variants["int8"].sha256
+
+
+def test_tied_weights_are_left_alone() -> None:
+    from onnx import TensorProto, helper, numpy_helper
+
+    from clfserve.export.smooth import _weight_matmuls
+
+    tied = numpy_helper.from_array(np.ones((4, 4), dtype=np.float32), "tied")
+    own = numpy_helper.from_array(np.ones((4, 4), dtype=np.float32), "own")
+    nodes = [
+        helper.make_node("MatMul", ["x", "tied"], ["a"], name="first"),
+        helper.make_node("MatMul", ["y", "tied"], ["b"], name="second"),
+        helper.make_node("MatMul", ["x", "own"], ["c"], name="third"),
+    ]
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 4]) for n in "xyabc"]
+    graph = helper.make_graph(nodes, "g", io[:2], io[2:], initializer=[tied, own])
+    groups = _weight_matmuls(helper.make_model(graph))
+    assert {x: [n.name for n in ns] for x, ns in groups.items()} == {"x": ["third"]}

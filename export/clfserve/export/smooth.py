@@ -1,7 +1,7 @@
 """Activation smoothing before dynamic int8 quantization (SmoothQuant, Xiao et al. 2022).
 
 Dynamic quantization gives each MatMul input one scale for the whole tensor. In the default
-model one hidden channel of each layer's LayerNorm output peaks near 28 while the median
+model one hidden channel of the layers' output LayerNorm peaks near 28 while the median
 channel peaks near 2 (GELU outputs likewise), so that one channel decides the scale and the
 others keep ~4 bits. Smoothing divides every input channel j by
 
@@ -18,6 +18,7 @@ alpha 0.5 0.966 / 0.965; 0.7 0.980 / 0.987; 0.8 0.994 / 0.988; 0.9 0.984 / 0.988
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,11 +118,17 @@ def activation_peaks(
 
 
 def _weight_matmuls(model: ModelProto) -> dict[str, list[NodeProto]]:
-    """MatMul nodes whose B is a 2-D initializer (the ones int8 quantizes), by input A."""
+    """MatMul nodes whose B is a 2-D initializer (the ones int8 quantizes), by input A.
+
+    A weight that anything else also reads (tied weights) is left alone: rescaling it would
+    change that other reader.
+    """
     two_d = {init.name for init in model.graph.initializer if len(init.dims) == 2}
+    readers = Counter(name for node in model.graph.node for name in node.input)
     groups: dict[str, list[NodeProto]] = {}
     for node in model.graph.node:
-        if node.op_type == "MatMul" and node.input[1] in two_d:
+        weight = node.input[1] if len(node.input) > 1 else ""
+        if node.op_type == "MatMul" and weight in two_d and readers[weight] == 1:
             groups.setdefault(node.input[0], []).append(node)
     return groups
 

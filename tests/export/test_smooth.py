@@ -121,3 +121,15 @@ def test_tied_weights_are_left_alone() -> None:
     graph = helper.make_graph(nodes, "g", io[:2], io[2:], initializer=[tied, own])
     groups = _weight_matmuls(helper.make_model(graph))
     assert {x: [n.name for n in ns] for x, ns in groups.items()} == {"x": ["third"]}
+
+
+def test_a_graph_without_weight_matmuls_is_written_unchanged(tmp_path: Path) -> None:
+    from onnx import TensorProto, helper
+
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 4]) for n in "xy"]
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", io[:1], io[1:])
+    source = tmp_path / "relu.onnx"
+    onnx.save(helper.make_model(graph), str(source))
+    report = smooth_model(source, tmp_path / "out.onnx", [], alpha=0.8)
+    assert (report.inputs, report.matmuls) == (0, 0)
+    assert [n.op_type for n in onnx.load(str(tmp_path / "out.onnx")).graph.node] == ["Relu"]

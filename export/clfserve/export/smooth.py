@@ -62,7 +62,7 @@ def smooth_model(
         raise ExportError(f"smoothing alpha must be in (0, 1], not {alpha}")
     model = onnx.load(str(source))
     groups = _weight_matmuls(model)
-    peaks = activation_peaks(model, list(groups), feeds)
+    peaks = activation_peaks(model, list(groups), feeds) if groups else {}
     weights = {init.name: init for init in model.graph.initializer}
     muls: dict[str, NodeProto] = {}
     worst = 0.0

@@ -130,7 +130,7 @@ def bench_threads() -> int:
 def reviews() -> list[str]:
     """Real Rotten Tomatoes review snippets, the test split first (a fixed order)."""
     try:
-        from clfserve.runtime.data import load_dataset, split
+        from clfserve.evaluation.datasets import load_dataset, split
     except ImportError:
         return list(_rotten_tomatoes_fallback())
     parts = split(load_dataset("rotten_tomatoes"), seed=0)

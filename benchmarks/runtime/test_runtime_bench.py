@@ -129,7 +129,7 @@ def test_postprocess(
     benchmark: Any, classifier: Callable[[str], Any], texts: Texts, length: str, batch: int
 ) -> None:
     """Logits to `Prediction`s: softmax, argmax, one object per text."""
-    from clfserve.runtime.postprocess import probabilities, to_predictions
+    from clfserve.runtime.prediction import probabilities, to_predictions
 
     clf = classifier("int8")
     encoded = clf.encoder.encode(texts.of(length, batch))

@@ -14,7 +14,7 @@ from clfserve.export.config import ExportConfig
 from clfserve.export.errors import CheckpointError, ValidationFailed
 from clfserve.export.validate import parity
 from clfserve.runtime.classifier import Classifier
-from clfserve.runtime.data import load_split
+from clfserve.evaluation.datasets import load_split
 from clfserve.runtime.manifest import Manifest
 
 TEXTS = [

@@ -25,7 +25,7 @@ def test_lean_modules_stay_lean() -> None:
     code = (
         "import sys\n"
         "import clfserve.export, clfserve.export.registry\n"
-        "import clfserve.runtime.data, clfserve.runtime.metrics, clfserve.runtime.evaluation\n"
+        "import clfserve.evaluation.datasets, clfserve.evaluation.scores, clfserve.evaluation.evaluate\n"
         "heavy = {'torch', 'transformers', 'mlflow', 'optimum', 'onnx'} & set(sys.modules)\n"
         "assert not heavy, heavy\n"
     )

@@ -13,7 +13,7 @@ from clfserve.export.checkpoint import TRAINING_FILE, labels_of, load_model
 from clfserve.export.config import TrainConfig
 from clfserve.export.errors import CheckpointError
 from clfserve.export.train import native_bf16, train, use_bf16
-from clfserve.runtime.data import DatasetError
+from clfserve.evaluation.datasets import DatasetError
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ def test_import_and_predict_leave_heavy_modules_out(tiny_artefact: Path) -> None
 
 
 def test_generic_top_level_names_are_not_importable(tmp_path: Path) -> None:
-    for name in ("runtime", "service", "export"):
+    for name in ("runtime", "service", "export", "registry", "evaluation", "cli"):
         done = subprocess.run(
             [sys.executable, "-c", f"import {name}"], cwd=tmp_path, capture_output=True
         )

@@ -19,7 +19,7 @@ def test_exported_members() -> None:
         "ProviderError",
         "Scorer",
         "Splits",
-        "compute_metrics",
+        "compute_scores",
         "evaluate",
         "load_dataset",
         "load_split",

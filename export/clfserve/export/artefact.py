@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from clfserve.evaluation.datasets import DEFAULT_DATASET, load_split, write_jsonl
 from clfserve.export.checkpoint import labels_of, load_model, load_tokenizer, training_record
 from clfserve.export.config import ExportConfig
 from clfserve.export.errors import ExportError, ValidationFailed
@@ -28,7 +29,6 @@ from clfserve.export.validate import (
     raise_on_failure,
     validate,
 )
-from clfserve.runtime.data import DEFAULT_DATASET, load_split
 from clfserve.runtime.manifest import MANIFEST_FILE, Manifest, file_entry, sha256_file
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 FP32_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
 TOKENIZER_FILE = "tokenizer.json"
+VALIDATION_FILE = "validation.jsonl"
 DEFAULT_MAX_LENGTH = 128
 
 
@@ -68,6 +69,8 @@ def export_artefact(config: ExportConfig) -> ExportResult:
     try:
         manifest = _build(model, tokenizer, staging, config, max_length)
         manifest = _with_source(manifest, config, record, dataset, seed)
+        write_jsonl(validation, staging / VALIDATION_FILE)  # the data travels with the model
+        manifest = _replace(manifest, validation_data=file_entry(staging, VALIDATION_FILE))
         manifest.write(staging)
         parity = check_parity(model, staging, validation, config)
         if config.quantize:

@@ -1,11 +1,11 @@
 """Errors of the release pipeline (all print as one line through the CLI).
 
 ClfserveError                  (clfserve.runtime.errors)
-├── DatasetError               (clfserve.runtime.data) unusable dataset
+├── DatasetError               (clfserve.evaluation.datasets) unusable dataset
 ├── CheckpointError            missing or malformed checkpoint / base model
 ├── ExportError                ONNX conversion or quantization failed
 ├── ValidationFailed           the exported artefact failed a check; nothing was registered
-└── RegistryError              tracking server unreachable, unknown model or alias
+└── RegistryError              (clfserve.registry) tracking server unreachable, unknown model
 """
 
 from __future__ import annotations
@@ -23,7 +23,3 @@ class ExportError(ClfserveError):
 
 class ValidationFailed(ClfserveError):
     """An exported artefact failed validation; the message carries the numbers."""
-
-
-class RegistryError(ClfserveError):
-    """The MLflow registry cannot be reached or does not hold what was asked for."""

@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from clfserve.runtime.batching import pad_chunk, plan_chunks
-from clfserve.runtime.encoding import TextEncoder
+from clfserve.runtime.inputs import TextEncoder, pad_chunk, plan_chunks
 from clfserve.runtime.manifest import Manifest
 
 Feed = Mapping[str, npt.NDArray[np.int64]]

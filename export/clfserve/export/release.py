@@ -8,8 +8,8 @@ from typing import Any
 
 from clfserve.export.artefact import ExportResult, export_artefact
 from clfserve.export.config import ExportConfig, ReleaseConfig, TrainConfig
-from clfserve.export.registry import Registered, has_alias, register_artefact
 from clfserve.export.train import TrainResult, train
+from clfserve.registry import Registered, has_alias, register_artefact
 
 log = logging.getLogger(__name__)
 

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from clfserve.evaluation.datasets import Dataset, DatasetError, split
+from clfserve.evaluation.datasets import load_dataset as load_data
+from clfserve.evaluation.scores import compute_scores
 from clfserve.export.checkpoint import TRAINING_FILE, load_model, load_tokenizer
 from clfserve.export.config import TrainConfig
 from clfserve.export.paths import default_base_model
-from clfserve.runtime.data import Dataset, DatasetError, split
-from clfserve.runtime.data import load_dataset as load_data
-from clfserve.runtime.metrics import compute_metrics
 from clfserve.runtime.resources import usable_cpus
 
 if TYPE_CHECKING:
@@ -229,7 +229,7 @@ def _score(
             ids = tokenizer(texts, truncation=True, max_length=config.max_length)["input_ids"]
             logits = model(**_pad(ids, tokenizer.pad_token_id or 0)).logits
             predicted.extend(labels[int(i)] for i in logits.argmax(-1))
-    metrics = compute_metrics(data.labels, predicted, labels)
+    metrics = compute_scores(data.labels, predicted, labels)
     return {"accuracy": metrics.accuracy, "macro_f1": metrics.macro_f1, "n_samples": len(data)}
 
 

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from clfserve.evaluation.datasets import Dataset
+from clfserve.evaluation.evaluate import evaluate
 from clfserve.export.config import ExportConfig
 from clfserve.export.errors import ValidationFailed
 from clfserve.export.feeds import text_feeds
 from clfserve.runtime.classifier import Classifier
-from clfserve.runtime.data import Dataset
-from clfserve.runtime.evaluation import evaluate
 from clfserve.runtime.manifest import Manifest
 from clfserve.runtime.session import CPU, create_session
 

@@ -13,12 +13,10 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from clfserve.runtime.batching import Chunk, pad_chunk, plan_chunks
-from clfserve.runtime.encoding import Encoded, TextEncoder
 from clfserve.runtime.errors import InvalidInput, ModelLoadError
+from clfserve.runtime.inputs import Chunk, Encoded, Rows, TextEncoder, pad_chunk, plan_chunks
 from clfserve.runtime.manifest import Manifest, verify_file
-from clfserve.runtime.postprocess import probabilities, to_predictions
-from clfserve.runtime.prediction import Prediction
+from clfserve.runtime.prediction import Prediction, probabilities, to_predictions
 from clfserve.runtime.resources import usable_cpus
 from clfserve.runtime.session import (
     CPU,
@@ -110,6 +108,8 @@ class Classifier:
         manifest = Manifest.read(folder)
         threads = threads or usable_cpus()
         encoder = TextEncoder(verify_file(folder, manifest.tokenizer), manifest.max_length)
+        if manifest.validation_data is not None:  # travels with the model: tampering shows here
+            verify_file(folder, manifest.validation_data)
 
         session, chosen = cls._open(folder, manifest, device, variant, threads, cuda_tf32)
         got = tuple(session.get_providers())
@@ -171,27 +171,40 @@ class Classifier:
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """Predict every text; results come back in the caller's order."""
+        encoded = self.encode(texts)
+        answers: dict[int, Prediction] = {}
+        for rows in self.plan(encoded):
+            answers.update(zip(rows.tolist(), self.predict_rows(encoded, rows), strict=True))
+        return [answers[i] for i in range(len(texts))]
+
+    def encode(self, texts: Sequence[str]) -> Encoded:
+        """Tokenize ``texts`` (truncated at the manifest's ``max_length``), unpadded."""
         if isinstance(texts, str):
             raise InvalidInput("predict() takes a sequence of texts, not a single string")
-        if not texts:
-            return []
-        encoded = self.encoder.encode(texts)
-        probs = self.probabilities(encoded)
-        return to_predictions(probs, self.manifest.labels, encoded.truncated, encoded.lengths)
+        return self.encoder.encode(texts)
 
-    def probabilities(self, encoded: Encoded) -> npt.NDArray[np.float64]:
-        """Label probabilities for already encoded texts, rows in the caller's order."""
-        logits = np.empty((len(encoded.ids), len(self.manifest.labels)), dtype=np.float32)
-        for chunk in self.chunks(encoded):
-            logits[chunk.indices] = self.run(chunk)
-        return probabilities(logits, self.manifest.problem_type)
+    def plan(self, encoded: Encoded) -> list[Rows]:
+        """Caller positions in length-sorted chunks of at most ``batch_size``: one
+        `session.run` each, padded only to its own longest text."""
+        return list(plan_chunks(encoded.lengths, self.batch_size))
 
     def chunks(self, encoded: Encoded) -> list[Chunk]:
-        """Length-sorted chunks of at most ``batch_size`` rows, each padded to its longest."""
-        return [
-            pad_chunk(indices, encoded.ids, encoded.type_ids, self.manifest.pad_token_id)
-            for indices in plan_chunks(encoded.lengths, self.batch_size)
-        ]
+        """Every chunk of `plan`, padded: what `predict` runs (benchmarks time the steps apart)."""
+        return [self._pad(encoded, rows) for rows in self.plan(encoded)]
+
+    def predict_rows(self, encoded: Encoded, rows: Rows) -> list[Prediction]:
+        """One `session.run` on the texts at positions ``rows``, answers in ``rows`` order."""
+        chunk = self._pad(encoded, rows)
+        probs = probabilities(self.run(chunk), self.manifest.problem_type)
+        return to_predictions(
+            probs,
+            self.manifest.labels,
+            [encoded.truncated[i] for i in rows],
+            [encoded.lengths[i] for i in rows],
+        )
+
+    def _pad(self, encoded: Encoded, rows: Rows) -> Chunk:
+        return pad_chunk(rows, encoded.ids, encoded.type_ids, self.manifest.pad_token_id)
 
     def run(self, chunk: Chunk) -> npt.NDArray[np.float32]:
         """One `session.run` on a padded chunk: the raw logits."""

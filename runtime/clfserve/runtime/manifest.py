@@ -6,6 +6,8 @@ An artefact folder holds::
     tokenizer.json       a `tokenizers` fast tokenizer (no truncation/padding baked in)
     model.onnx           fp32 graph, dynamic batch and sequence axes, output "logits"
     model.int8.onnx      optional dynamically quantized variant
+    validation.jsonl     the labelled validation split export scored (``text``, ``label``);
+                         monitors evaluate the model on it by default
 
 Everything the runtime needs is in the manifest; nothing is re-derived from transformers.
 """
@@ -52,6 +54,8 @@ class Manifest:
     variants: dict[str, FileEntry]
     """ONNX graphs by variant name (``fp32``, ``int8``)."""
     tokenizer: FileEntry
+    validation_data: FileEntry | None = None
+    """The validation split export scored, as JSONL; None in artefacts made before it existed."""
     pad_token_id: int = 0
     problem_type: ProblemType = "single_label"
     output: str = "logits"
@@ -61,6 +65,12 @@ class Manifest:
     """Provenance: base model, dataset, training recipe, checkpoint checksum."""
     created_at: str = ""
     format_version: int = FORMAT_VERSION
+
+    @property
+    def files(self) -> tuple[FileEntry, ...]:
+        """Every file the manifest vouches for (graphs, tokenizer, validation data)."""
+        extra = (self.validation_data,) if self.validation_data is not None else ()
+        return (*self.variants.values(), self.tokenizer, *extra)
 
     @property
     def checksum(self) -> str:
@@ -94,6 +104,9 @@ class Manifest:
                 inputs=tuple(str(name) for name in raw["inputs"]),
                 variants={k: FileEntry(**v) for k, v in raw["variants"].items()},
                 tokenizer=FileEntry(**raw["tokenizer"]),
+                validation_data=(
+                    FileEntry(**raw["validation_data"]) if raw.get("validation_data") else None
+                ),
                 pad_token_id=int(raw.get("pad_token_id", 0)),
                 problem_type=raw.get("problem_type", "single_label"),
                 output=str(raw.get("output", "logits")),

@@ -9,18 +9,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from clfserve.service.settings import RateLimit, Settings, SettingsError
+from clfserve.service.staleness.settings import StalenessSettings
 
 if TYPE_CHECKING:
     from clfserve.service.app import create_app, create_app_from_env
     from clfserve.service.context import ServiceContext
-    from clfserve.service.predictor import Predictor
+    from clfserve.service.model_state import Model
 
 __all__ = [
-    "Predictor",
+    "Model",
     "RateLimit",
     "ServiceContext",
     "Settings",
     "SettingsError",
+    "StalenessSettings",
     "create_app",
     "create_app_from_env",
 ]
@@ -29,7 +31,7 @@ _LAZY = {
     "create_app": "clfserve.service.app",
     "create_app_from_env": "clfserve.service.app",
     "ServiceContext": "clfserve.service.context",
-    "Predictor": "clfserve.service.predictor",
+    "Model": "clfserve.service.model_state",
 }
 
 

@@ -15,8 +15,10 @@ worker accept connections after that.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import os
+import pickle
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -32,49 +34,51 @@ from litestar.types import Message, Scope
 from clfserve.runtime import ClfserveError
 from clfserve.service.context import ServiceContext
 from clfserve.service.errors import error_response, throttled_handler
+from clfserve.service.loading import load_model
 from clfserve.service.metrics import MetricsMiddleware
-from clfserve.service.predictor import Predictor, load_classifier
+from clfserve.service.model_state import Model
 from clfserve.service.routes import build_routes
 from clfserve.service.settings import Settings
-from clfserve.service.staleness.config import StalenessSettings
 from clfserve.service.throttle import rate_limit_config
 
 log = logging.getLogger(__name__)
 
-Loader = Callable[[Settings], Predictor]
+Loader = Callable[[Settings], Model]
 LifespanHook = Callable[[ServiceContext], AbstractAsyncContextManager[None]]
 """Runs inside the app's lifespan after the model load has started, e.g. a scheduler."""
 
 STATE_KEY = "clfserve"
 VERSION_HEADER = "X-Model-Version"
+SETTINGS_HANDOFF = "CLFSERVE_SETTINGS_HANDOFF"
+"""Set by `clfserve serve --workers N` for its worker processes: the settings it parsed, so
+workers use them as they are instead of parsing the environment again."""
 
 
 def create_app(
     settings: Settings | None = None,
     *,
-    loader: Loader = load_classifier,
+    loader: Loader = load_model,
     route_handlers: Sequence[HTTPRouteHandler] = (),
     lifespan: Sequence[LifespanHook] = (),
-    staleness: StalenessSettings | None = None,
 ) -> Litestar:
-    """The service app; ``loader`` builds the predictor (a fake in unit tests).
+    """The service app; ``loader`` opens the model (a fake in unit tests).
 
-    ``staleness`` installs the staleness monitor (``GET /staleness``, ``POST /admin/evaluate``,
-    gauges, schedule) unless None or disabled.
+    The staleness monitor (``GET /staleness``, ``POST /admin/evaluate``, gauges, schedule) is
+    installed unless ``settings.staleness.enabled`` is false.
     """
     settings = settings or Settings()
     ctx = ServiceContext.build(settings)
-    if staleness is not None and staleness.enabled:
+    if settings.staleness.enabled:
         from clfserve.service.staleness.extension import install
 
-        extension = install(ctx, staleness)
+        extension = install(ctx)
         route_handlers = [*route_handlers, *extension.routes]
         lifespan = [*lifespan, extension.lifespan]
 
     @asynccontextmanager
     async def run(_: Litestar) -> AsyncIterator[None]:
-        await ctx.batcher.start()
-        loading = asyncio.create_task(load_model(ctx, loader), name="clfserve-load-model")
+        await ctx.gateway.start()
+        loading = asyncio.create_task(_load(ctx, loader), name="clfserve-load-model")
         if settings.workers > 1:
             await loading  # see the module docstring; load_model never raises
         try:
@@ -84,7 +88,7 @@ def create_app(
                 yield
         finally:
             loading.cancel()
-            await ctx.batcher.stop()
+            await ctx.gateway.stop()
 
     async def add_version_header(message: Message, scope: Scope) -> None:
         if message["type"] == "http.response.start":
@@ -120,13 +124,15 @@ def create_app(
     )
 
 
-async def load_model(ctx: ServiceContext, loader: Loader) -> None:
-    """Load the model off the event loop; record ready or failed (never raises)."""
+async def _load(ctx: ServiceContext, loader: Loader) -> None:
+    """Load the model off the event loop, warm it through the gateway, and record ready or
+    failed (never raises)."""
     uri = ctx.settings.model_uri
     log.info("loading model %s (device=%s, variant=%s)", uri, ctx.settings.device,
              ctx.settings.variant or "auto")  # fmt: skip
     try:
-        predictor = await asyncio.to_thread(loader, ctx.settings)
+        model = await asyncio.to_thread(loader, ctx.settings)
+        await ctx.gateway.serve(model)
     except ClfserveError as exc:
         _failed(ctx, str(exc))
         return
@@ -134,9 +140,8 @@ async def load_model(ctx: ServiceContext, loader: Loader) -> None:
         log.exception("loading %s crashed", uri)
         _failed(ctx, f"{type(exc).__name__}: {exc}")
         return
-    ctx.model.ready(predictor)
-    ctx.metrics.set_model(predictor.info)
-    info = predictor.info
+    info = model.info
+    ctx.metrics.set_model(info)
     log.info(
         "serving %s v%s: variant=%s provider=%s threads=%d labels=%s (loaded in %.2fs)",
         info.name, info.version, info.variant, info.providers[0] if info.providers else "?",
@@ -162,7 +167,16 @@ def context_of(app: Litestar) -> ServiceContext:
 
 
 def create_app_from_env() -> Litestar:
-    """Factory for ``uvicorn --factory``: settings from this process's ``CLFSERVE_*`` variables."""
-    return create_app(
-        Settings.from_env(os.environ), staleness=StalenessSettings.from_env(os.environ)
-    )
+    """Factory for ``uvicorn --factory``: the settings `clfserve serve` handed over, else this
+    process's ``CLFSERVE_*`` variables."""
+    handed = os.environ.get(SETTINGS_HANDOFF)
+    if handed:
+        settings = pickle.loads(base64.b64decode(handed))  # written by our own parent process
+        if isinstance(settings, Settings):
+            return create_app(settings)
+    return create_app(Settings.from_env(os.environ))
+
+
+def handoff(settings: Settings) -> str:
+    """The value of `SETTINGS_HANDOFF` for worker processes of ``settings``."""
+    return base64.b64encode(pickle.dumps(settings)).decode("ascii")

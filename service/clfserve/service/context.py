@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from clfserve.service.batcher import MicroBatcher
-from clfserve.service.cache import PredictionCache
-from clfserve.service.metrics import Metrics
+from clfserve.service.answers import AnswerService, PredictionCache
+from clfserve.service.gateway import InferenceGateway
+from clfserve.service.metrics import ServiceMetrics
 from clfserve.service.model_state import ModelState
-from clfserve.service.predictions import PredictionService
-from clfserve.service.schemas import Limits
 from clfserve.service.settings import Settings
 
 
@@ -19,33 +17,23 @@ class ServiceContext:
 
     settings: Settings
     model: ModelState
-    cache: PredictionCache
-    batcher: MicroBatcher
-    metrics: Metrics
-    predictions: PredictionService
-    limits: Limits
+    gateway: InferenceGateway
+    answers: AnswerService
+    metrics: ServiceMetrics
 
     @classmethod
     def build(cls, settings: Settings) -> ServiceContext:
-        metrics = Metrics()
+        metrics = ServiceMetrics()
         model = ModelState(uri=settings.model_uri)
+        gateway = InferenceGateway(
+            model,
+            metrics,
+            workers=settings.inference_workers,
+            microbatch=settings.microbatch,
+            max_wait_s=settings.microbatch_max_wait_ms / 1000.0,
+            max_queue=settings.max_queue,
+        )
         cache = PredictionCache(
             settings.cache_size, settings.cache_ttl_s, enabled=settings.cache_enabled
         )
-        batcher = MicroBatcher(
-            lambda texts: model.require().predict(texts),
-            metrics,
-            max_size=settings.microbatch_max_size,
-            max_wait=settings.microbatch_max_wait_ms / 1000.0,
-            workers=settings.inference_workers,
-            max_queue=settings.max_queue,
-        )
-        return cls(
-            settings=settings,
-            model=model,
-            cache=cache,
-            batcher=batcher,
-            metrics=metrics,
-            predictions=PredictionService(model, cache, batcher, metrics, settings.batch_size),
-            limits=Limits(settings.max_text_chars, settings.max_batch_items),
-        )
+        return cls(settings, model, gateway, AnswerService(gateway, cache, metrics), metrics)

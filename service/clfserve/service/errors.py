@@ -1,14 +1,20 @@
-"""HTTP errors of the service, and the one place where every exception becomes a JSON answer.
+"""Errors of the service core, and the one place where every exception becomes a JSON answer.
 
-    HTTPException (litestar)
-    ├── BadRequest          400  body is not JSON, not UTF-8, or empty
-    ├── PayloadTooLarge     413  (Litestar's RequestEntityTooLarge covers the body limit)
-    ├── InvalidRequest      422  well-formed JSON that breaks the schema or a limit
-    ├── ModelUnavailable    503  the model is loading or failed to load
-    └── Overloaded          503  too many texts are waiting for the model
+The core (gateway, micro-batcher, model state) raises domain errors and knows nothing of HTTP:
 
-Runtime errors map here too: InvalidInput -> 422, ModelLoadError/ProviderError -> 503; anything
-else is a 500 with a generic detail (the traceback goes to the log, never to the client).
+    ClfserveError
+    ├── ModelUnavailable    no model to run: loading, failed to load, or shutting down
+    └── Overloaded          too many texts are waiting for the model
+
+`error_response` maps them, the runtime's errors and the HTTP layer's own to status codes:
+
+    BadRequest (400)        body is not JSON, not UTF-8, or empty
+    InvalidRequest (422)    well-formed JSON that breaks the schema or a limit
+    InvalidInput -> 422     a text the runtime cannot classify
+    ModelUnavailable -> 503 with Retry-After: 5
+    Overloaded -> 503       with Retry-After: 1
+    other ClfserveError -> 503 "model error: ..."; anything else -> 500 with a generic detail
+                            (the traceback goes to the log, never to the client)
 """
 
 from __future__ import annotations
@@ -22,7 +28,6 @@ from litestar.exceptions import HTTPException, TooManyRequestsException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
-    HTTP_413_REQUEST_ENTITY_TOO_LARGE,
     HTTP_422_UNPROCESSABLE_ENTITY,
     HTTP_500_INTERNAL_SERVER_ERROR,
     HTTP_503_SERVICE_UNAVAILABLE,
@@ -33,30 +38,24 @@ from clfserve.runtime import ClfserveError, InvalidInput
 log = logging.getLogger(__name__)
 
 
+class ModelUnavailable(ClfserveError):
+    """There is no model to run (loading, failed, shutting down); the message says which."""
+
+    retry_after_s = 5
+
+
+class Overloaded(ClfserveError):
+    """Too many texts are waiting for the model; the client should retry soon."""
+
+    retry_after_s = 1
+
+
 class BadRequest(HTTPException):
     status_code = HTTP_400_BAD_REQUEST
 
 
-class PayloadTooLarge(HTTPException):
-    status_code = HTTP_413_REQUEST_ENTITY_TOO_LARGE
-
-
 class InvalidRequest(HTTPException):
     status_code = HTTP_422_UNPROCESSABLE_ENTITY
-
-
-class ModelUnavailable(HTTPException):
-    status_code = HTTP_503_SERVICE_UNAVAILABLE
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail=detail, headers={"Retry-After": "5"})
-
-
-class Overloaded(HTTPException):
-    status_code = HTTP_503_SERVICE_UNAVAILABLE
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail=detail, headers={"Retry-After": "1"})
 
 
 def _json(
@@ -78,6 +77,9 @@ def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[
     if isinstance(exc, HTTPException):
         extra = {"extra": exc.extra} if exc.extra else {}
         return _json(exc.status_code, exc.detail, dict(exc.headers or {}), **extra)
+    if isinstance(exc, ModelUnavailable | Overloaded):
+        headers = {"Retry-After": str(exc.retry_after_s)}
+        return _json(HTTP_503_SERVICE_UNAVAILABLE, str(exc), headers)
     if isinstance(exc, InvalidInput):
         return _json(HTTP_422_UNPROCESSABLE_ENTITY, str(exc))
     if isinstance(exc, ClfserveError):

@@ -28,7 +28,7 @@ SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 WAIT_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
 
-class Metrics:
+class ServiceMetrics:
     """Every instrument the service exports; ``registry`` is what ``GET /metrics`` renders."""
 
     content_type = CONTENT_TYPE_LATEST
@@ -90,7 +90,7 @@ class Metrics:
 class MetricsMiddleware:
     """Counts and times every routed request by route template, method and status."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
         self.app = app
         self.metrics = metrics
 

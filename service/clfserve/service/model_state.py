@@ -1,16 +1,44 @@
-"""What the service knows about its model: loading, ready (with the predictor) or failed (why)."""
+"""What the service knows about its model: loading, ready (with the model) or failed (why)."""
 
 from __future__ import annotations
 
 import enum
-import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from clfserve.runtime import ModelInfo
+from clfserve.runtime import Encoded, ModelInfo, Prediction
+from clfserve.runtime.inputs import Rows
 from clfserve.service.errors import ModelUnavailable
-from clfserve.service.predictor import Predictor
+
+
+class Model(Protocol):
+    """What the gateway runs; `clfserve.runtime.Classifier` is one, a test fake another.
+
+    Every method is called from the gateway's inference threads.
+    """
+
+    @property
+    def info(self) -> ModelInfo: ...
+
+    @property
+    def batch_size(self) -> int:
+        """Rows per model call (the row budget)."""
+        ...
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        """Predict every text (encode, plan and run), answers in the caller's order."""
+        ...
+
+    def encode(self, texts: Sequence[str]) -> Encoded: ...
+
+    def plan(self, encoded: Encoded) -> list[Rows]:
+        """Caller positions in length-sorted chunks of at most ``batch_size``."""
+        ...
+
+    def predict_rows(self, encoded: Encoded, rows: Rows) -> list[Prediction]:
+        """One model call on the texts at ``rows``; answers in ``rows`` order."""
+        ...
 
 
 class ModelStatus(enum.StrEnum):
@@ -26,32 +54,27 @@ class ModelState:
     uri: str
     status: ModelStatus = ModelStatus.LOADING
     reason: str | None = "the model is loading"
-    predictor: Predictor | None = None
-    since: float = field(default_factory=time.time)
+    model: Model | None = None
     staleness: Mapping[str, Any] | None = None
-    """Latest verdict of the staleness monitor (issue 5) as JSON-able data; shown by GET /model."""
+    """Latest verdict of the staleness monitor as JSON-able data; shown by ``GET /model``."""
 
-    def ready(self, predictor: Predictor) -> None:
-        self.predictor, self.status, self.reason, self.since = (
-            predictor, ModelStatus.READY, None, time.time(),
-        )  # fmt: skip
+    def ready(self, model: Model) -> None:
+        self.model, self.status, self.reason = model, ModelStatus.READY, None
 
     def failed(self, reason: str) -> None:
-        self.predictor, self.status, self.reason, self.since = (
-            None, ModelStatus.FAILED, reason, time.time(),
-        )  # fmt: skip
+        self.model, self.status, self.reason = None, ModelStatus.FAILED, reason
 
     @property
     def info(self) -> ModelInfo | None:
-        return self.predictor.info if self.predictor is not None else None
+        return self.model.info if self.model is not None else None
 
     @property
     def version(self) -> str:
         """Value of the ``X-Model-Version`` header: the version, or ``none`` while unavailable."""
-        return self.predictor.info.version if self.predictor is not None else "none"
+        return self.model.info.version if self.model is not None else "none"
 
-    def require(self) -> Predictor:
-        """The predictor, or `ModelUnavailable` (503) saying why there is none."""
-        if self.predictor is None:
+    def require(self) -> Model:
+        """The model, or `ModelUnavailable` saying why there is none."""
+        if self.model is None:
             raise ModelUnavailable(f"model not available ({self.status}): {self.reason}")
-        return self.predictor
+        return self.model

@@ -16,6 +16,7 @@ from clfserve.service.schemas import (
     BatchPredictionOut,
     BatchPredictRequest,
     Health,
+    Limits,
     ModelOut,
     ModelRef,
     PredictionOut,
@@ -36,6 +37,7 @@ def _ref(info: ModelInfo) -> ModelRef:
 
 def build_routes(ctx: ServiceContext) -> list[HTTPRouteHandler]:
     """Route handlers closing over ``ctx`` (no globals, so several apps can coexist in tests)."""
+    limits = Limits(ctx.settings.max_text_chars, ctx.settings.max_batch_items)
 
     @post(
         "/predict",
@@ -45,8 +47,8 @@ def build_routes(ctx: ServiceContext) -> list[HTTPRouteHandler]:
         operation_class=operation_with_body(PredictRequest, {"text": EXAMPLE}),
     )
     async def predict(request: Request[Any, Any, Any]) -> PredictionOut:
-        text = decode_predict(await request.body(), ctx.limits)
-        info, answer = await ctx.predictions.predict(text)
+        text = decode_predict(await request.body(), limits)
+        info, answer = await ctx.answers.answer(text)
         return prediction_out(answer.prediction, answer.cached, _ref(info))
 
     @post(
@@ -57,8 +59,8 @@ def build_routes(ctx: ServiceContext) -> list[HTTPRouteHandler]:
         operation_class=operation_with_body(BatchPredictRequest, {"texts": [EXAMPLE, "dull"]}),
     )
     async def batch_predict(request: Request[Any, Any, Any]) -> BatchPredictionOut:
-        texts = decode_batch(await request.body(), ctx.limits)
-        info, answers = await ctx.predictions.predict_many(texts)
+        texts = decode_batch(await request.body(), limits)
+        info, answers = await ctx.answers.answer_many(texts)
         ref = _ref(info)
         return BatchPredictionOut(
             predictions=[prediction_out(a.prediction, a.cached, ref) for a in answers], model=ref
@@ -71,7 +73,7 @@ def build_routes(ctx: ServiceContext) -> list[HTTPRouteHandler]:
     @get("/health/ready", tags=["health"], opt=EXEMPT, summary="A model is loaded and warmed")
     async def ready() -> Response[Health]:
         model = ctx.model
-        if model.status is ModelStatus.READY and ctx.batcher.running:
+        if model.status is ModelStatus.READY and ctx.gateway.running:
             return Response(Health(status="ready"))
         return Response(
             Health(status=str(model.status), detail=model.reason or "starting"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import logging
+import os
 from typing import Any
 
 from clfserve.service.settings import Settings
@@ -12,7 +13,7 @@ from clfserve.service.settings import Settings
 log = logging.getLogger(__name__)
 
 APP_FACTORY = "clfserve.service.app:create_app_from_env"
-"""Each worker process builds its app from the ``CLFSERVE_*`` environment it inherits."""
+"""With several processes, each worker builds its app from the settings handed over to it."""
 
 
 def log_config(level: str) -> dict[str, Any]:
@@ -44,10 +45,13 @@ def _available(module: str) -> bool:
 def serve(settings: Settings) -> int:
     """Serve until SIGINT/SIGTERM; in-flight requests get ``graceful_timeout_s`` to finish.
 
-    The settings must also be in ``os.environ`` (the CLI puts its overrides there): worker
-    processes read them from it.
+    One process serves the app built here; several workers (separate processes, which uvicorn
+    starts from an import string) get ``settings`` through `SETTINGS_HANDOFF`, not by parsing
+    the environment again.
     """
     import uvicorn
+
+    from clfserve.service.app import SETTINGS_HANDOFF, create_app, handoff
 
     loop = "uvloop" if _available("uvloop") else "asyncio"
     http = "httptools" if _available("httptools") else "h11"
@@ -57,9 +61,14 @@ def serve(settings: Settings) -> int:
         settings.host, settings.port, settings.model_uri, settings.workers, loop, http,
         settings.rate_limit or "off",
     )  # fmt: skip
+    if settings.workers > 1:
+        os.environ[SETTINGS_HANDOFF] = handoff(settings)
+        app: Any = APP_FACTORY
+    else:
+        app = create_app(settings)
     uvicorn.run(
-        APP_FACTORY,
-        factory=True,
+        app,
+        factory=settings.workers > 1,
         host=settings.host,
         port=settings.port,
         workers=settings.workers,

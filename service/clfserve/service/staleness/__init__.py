@@ -1,4 +1,4 @@
-"""clfserve.service.staleness: scheduled re-evaluation of the served model (issue 5).
+"""clfserve.service.staleness: scheduled re-evaluation of the served model.
 
 `install` builds the monitor for one app: gauges in the app's registry, the routes, and a
 lifespan hook that starts the schedule once the model has loaded. `StalenessSettings` imports
@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from clfserve.service.staleness.config import StalenessSettings, describe_env
+from clfserve.service.staleness.settings import StalenessSettings
 
 if TYPE_CHECKING:
     from clfserve.service.staleness.extension import StalenessExtension, install
     from clfserve.service.staleness.monitor import StalenessMonitor
 
-__all__ = ["StalenessExtension", "StalenessMonitor", "StalenessSettings", "describe_env", "install"]
+__all__ = ["StalenessExtension", "StalenessMonitor", "StalenessSettings", "install"]
 
 _LAZY = {
     "install": "clfserve.service.staleness.extension",

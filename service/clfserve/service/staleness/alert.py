@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any
 
 import httpx
+
+from clfserve.service.staleness.record import Evaluation
 
 log = logging.getLogger(__name__)
 
@@ -24,18 +24,19 @@ class Alerter:
         self.timeout_s = timeout_s
         self._transport = transport  # a MockTransport in tests
 
-    def notify(self, record: Mapping[str, Any]) -> bool | None:
-        """Log the turn to stale and POST ``record``; True/False = webhook outcome, None = none."""
-        model = record.get("model", {})
+    def notify(self, evaluation: Evaluation) -> bool | None:
+        """Log the turn to stale and POST the evaluation; True/False = webhook outcome, None =
+        no webhook configured."""
+        model, data = evaluation.model, evaluation.data
         log.warning(
             "model %s v%s is STALE: %s %.4f < threshold %.4f on %s (%d samples)",
-            model.get("name"), model.get("version"), record.get("metric"), record.get("value"),
-            record.get("threshold"), record.get("data", {}).get("source"),
-            record.get("n_samples", 0),
+            model.name if model else "?", model.version if model else "?", evaluation.metric,
+            evaluation.value or 0.0, evaluation.threshold, data.source if data else "?",
+            data.rows if data else 0,
         )  # fmt: skip
         if self.webhook is None:
             return None
-        payload = {"event": "model_stale", **record}
+        payload = {"event": "model_stale", **evaluation.to_json()}
         try:
             with httpx.Client(timeout=self.timeout_s, transport=self._transport) as client:
                 response = client.post(self.webhook, json=payload)

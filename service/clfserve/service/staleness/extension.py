@@ -1,4 +1,4 @@
-"""Wiring the monitor into one app: `install(ctx, settings)` -> routes + a lifespan hook."""
+"""Wiring the monitor into one app: `install(ctx)` -> routes + a lifespan hook."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from litestar.handlers import HTTPRouteHandler
 
 from clfserve.service.context import ServiceContext
 from clfserve.service.model_state import ModelStatus
-from clfserve.service.staleness.config import StalenessSettings
 from clfserve.service.staleness.gauges import StalenessGauges
 from clfserve.service.staleness.monitor import StalenessMonitor, Tracker
 from clfserve.service.staleness.routes import build_routes
@@ -57,19 +56,20 @@ class StalenessExtension:
 
 def install(
     ctx: ServiceContext,
-    settings: StalenessSettings,
     *,
     env: Mapping[str, str] | None = None,
     tracker: Tracker | None = None,
     lock_path: Path | None = None,
 ) -> StalenessExtension:
     """The monitor of the app around ``ctx``; ``tracker`` overrides the MLflow one (tests)."""
+    settings = ctx.settings.staleness
     env = os.environ if env is None else env
     if tracker is None and tracking_wanted(settings.tracking, ctx.settings.model_uri, env):
         tracker = MlflowTracker(
             ctx.settings.model_uri, settings.experiment, settings.tracking_timeout_s
         )
-    monitor = StalenessMonitor(settings, ctx.model, StalenessGauges(ctx.metrics.registry), tracker)
+    gauges = StalenessGauges(ctx.metrics.registry)
+    monitor = StalenessMonitor(settings, ctx.gateway, gauges, tracker)
     scheduler = StalenessScheduler(
         monitor,
         settings.interval,

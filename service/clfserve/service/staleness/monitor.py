@@ -1,203 +1,158 @@
-"""`StalenessMonitor`: evaluates the served model on validation data, one run at a time.
+"""`StalenessMonitor`: evaluates the served model on labelled data, one run at a time.
 
-An evaluation runs in a worker thread (``run`` awaits it off the event loop), calls the same
-`clfserve.runtime.evaluation.evaluate` as ``clfserve evaluate``, compares the configured metric
-with the threshold, logs to MLflow, raises an alert when the verdict turns stale, and keeps the
-latest results. It never raises: a failure becomes a result with ``status == "error"``.
+An evaluation reads its data (by default the model's own validation split, which travels in its
+artefact), refuses data whose labels the model does not have, predicts through the service's
+`InferenceGateway` at background priority (requests go first, and the CPU split holds), scores
+with the same `clfserve.evaluation` code as ``clfserve evaluate``, compares the configured
+metric with the threshold, logs to MLflow, alerts when the verdict turns stale, and keeps the
+latest results. It never raises: a failure becomes an `Evaluation` with status ``error``, and
+an error is never a stale verdict: no alert, no ``stale`` tag.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
 
+from clfserve.evaluation import check_labels, evaluation_data, result_of
 from clfserve.runtime import ClfserveError
-from clfserve.runtime.evaluation import evaluate
-from clfserve.service.model_state import ModelState
+from clfserve.service.gateway import InferenceGateway, Priority
 from clfserve.service.staleness.alert import Alerter
-from clfserve.service.staleness.config import StalenessSettings
 from clfserve.service.staleness.gauges import StalenessGauges
-from clfserve.service.staleness.validation import load_validation
+from clfserve.service.staleness.record import Evaluation, ModelRef, Tracking, Trigger, iso
+from clfserve.service.staleness.settings import StalenessSettings
 
 log = logging.getLogger(__name__)
 
-Trigger = Literal["startup", "scheduled", "admin", "manual"]
-Record = dict[str, Any]
-"""One evaluation as JSON-able data (the shape is in the README and `GET /staleness`)."""
-
-
-class ModelNotReady(ClfserveError):
-    """No model is loaded (still loading, or it failed): nothing to evaluate."""
-
 
 class Tracker(Protocol):
-    """Where evaluations are logged (`MlflowTracker`, or a fake)."""
+    """Where evaluations are logged (`MlflowTracker`, or a fake); blocking, raises
+    `ClfserveError` when the record could not be written."""
 
-    def log(self, record: Mapping[str, Any]) -> Any: ...
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    def log(self, evaluation: Evaluation) -> Tracking: ...
 
 
 class StalenessMonitor:
-    """Holds the latest result and a bounded history; safe to call from threads."""
+    """Holds the latest evaluation and a bounded history; `run` is the only way in."""
 
     def __init__(
         self,
         settings: StalenessSettings,
-        model: ModelState,
+        gateway: InferenceGateway,
         gauges: StalenessGauges,
         tracker: Tracker | None = None,
         alerter: Alerter | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
-        self.model = model
+        self.gateway = gateway
         self.gauges = gauges
         self.tracker = tracker
         self.alerter = alerter or Alerter(settings.alert_webhook, settings.alert_timeout_s)
         self.clock = clock
-        self._lock = threading.Lock()  # one evaluation at a time, whoever asks
-        self._history: deque[Record] = deque(maxlen=settings.history)
+        self._one_at_a_time = asyncio.Lock()
+        self._history: deque[Evaluation] = deque(maxlen=settings.history)
         self._count = 0
         self._verdict: bool | None = None  # last known stale flag, for "turned stale"
-        self.running = False
         gauges.threshold.set(settings.threshold)
 
     @property
-    def latest(self) -> Record | None:
+    def running(self) -> bool:
+        return self._one_at_a_time.locked()
+
+    @property
+    def latest(self) -> Evaluation | None:
         return self._history[0] if self._history else None
 
     @property
-    def history(self) -> list[Record]:
+    def history(self) -> list[Evaluation]:
         """Newest first."""
         return list(self._history)
 
-    async def run(self, trigger: Trigger) -> Record:
-        """Evaluate in a worker thread, then publish the verdict on the event loop."""
-        record = await asyncio.to_thread(self.evaluate_now, trigger)
-        self.model.staleness = summary(record)  # ModelState is mutated on the loop only
-        return record
-
-    def evaluate_now(self, trigger: Trigger) -> Record:
-        """Blocking: wait for any running evaluation, run one, record and return it."""
-        with self._lock:
-            self.running = True
+    async def run(self, trigger: Trigger) -> Evaluation:
+        """Wait for any running evaluation, run one, publish and return it."""
+        async with self._one_at_a_time:
+            self._count += 1
+            s = self.settings
+            started = self.clock()
+            evaluation = Evaluation(
+                self._count, trigger, s.metric, s.threshold, iso(started),
+                tracking=Tracking("off" if self.tracker is None else "not attempted"),
+            )  # fmt: skip
             try:
-                record = self._evaluate(trigger)
-            finally:
-                self.running = False
-            self._history.appendleft(record)
-            return record
+                await self._score(evaluation)
+            except ClfserveError as exc:
+                evaluation.error = str(exc)
+            except Exception as exc:  # a bug or an environment problem: say which, keep serving
+                log.exception("staleness evaluation crashed")
+                evaluation.error = f"{type(exc).__name__}: {exc}"
+            finished = self.clock()
+            evaluation.finished_at = iso(finished)  # the check time, also tagged in MLflow
+            if evaluation.verdict is not None and self.tracker is not None:
+                await asyncio.to_thread(self._track, evaluation)
+            await self._observe(evaluation, finished)
+            self._history.appendleft(evaluation)
+            self.gateway.state.staleness = evaluation.summary()
+            return evaluation
 
-    def _evaluate(self, trigger: Trigger) -> Record:
-        s = self.settings
-        self._count += 1
-        started = self.clock()
-        record: Record = {
-            "id": self._count,
-            "trigger": trigger,
-            "status": "error",
-            "verdict": None,
-            "stale": None,
-            "error": None,
-            "metric": s.metric,
-            "threshold": s.threshold,
-            "value": None,
-            "started_at": _iso(started),
-            "tracking": {"status": "off" if self.tracker is None else "not attempted"},
-        }
-        try:
-            self._score(record)
-        except ClfserveError as exc:
-            record["error"] = str(exc)
-        except Exception as exc:  # a bug or an environment problem: say which, keep serving
-            log.exception("staleness evaluation crashed")
-            record["error"] = f"{type(exc).__name__}: {exc}"
-        finished = self.clock()
-        record["finished_at"] = _iso(finished)  # the check time, also tagged in MLflow
-        if record["stale"] is not None and self.tracker is not None:
-            self._track(record)
-        record["status"] = "error" if record["error"] else record["verdict"]
-        self._observe(record, finished)
-        return record
-
-    def _score(self, record: Record) -> None:
-        predictor = self.model.predictor
-        if predictor is None:
-            raise ModelNotReady(f"model not available ({self.model.status}): {self.model.reason}")
-        dataset, source = load_validation(self.settings.validation_data)
-        result = evaluate(predictor, dataset)
-        record.update(result.to_dict())
-        record.pop("dataset", None)
-        for key in ("model_name", "model_version", "variant", "provider"):
-            record.pop(key, None)
-        record["model"] = {
-            "name": result.model_name,
-            "version": result.model_version,
-            "variant": result.variant,
-            "provider": result.provider,
-            "uri": self.model.uri,
-        }
-        record["data"] = {"source": source.spec, "checksum": source.checksum,
-                          "rows": source.n_rows}  # fmt: skip
+    async def _score(self, evaluation: Evaluation) -> None:
+        info = self.gateway.current()
+        dataset, source = await asyncio.to_thread(
+            evaluation_data, self.settings.validation_data, Path(info.path)
+        )
+        evaluation.data = source
+        check_labels(dataset, info.labels)  # foreign labels: an error, never a verdict
+        started = time.perf_counter()
+        info, predictions = await self.gateway.predict_texts(
+            dataset.texts, Priority.BACKGROUND, kind="evaluation"
+        )
+        result = result_of(
+            dataset, [p.label for p in predictions], info, time.perf_counter() - started
+        )
+        evaluation.result = result
+        evaluation.model = ModelRef(
+            info.name, info.version, info.variant, result.provider, self.gateway.state.uri
+        )
         value = result.macro_f1 if self.settings.metric == "f1" else result.accuracy
-        stale = value < self.settings.threshold
-        record.update(value=value, stale=stale, verdict="stale" if stale else "healthy")
+        evaluation.value = value
+        evaluation.verdict = "stale" if value < self.settings.threshold else "healthy"
 
-    def _track(self, record: Record) -> None:
+    def _track(self, evaluation: Evaluation) -> None:
         assert self.tracker is not None
         try:
-            run = self.tracker.log(record)
+            evaluation.tracking = self.tracker.log(evaluation)
         except ClfserveError as exc:
-            record["error"] = f"evaluation done but not logged to MLflow: {exc}"
-            record["tracking"] = {"status": "failed", "detail": str(exc)}
-            return
-        registered = getattr(run, "registered", None)
-        record["tracking"] = {
-            "status": "logged",
-            "tracking_uri": getattr(run, "tracking_uri", None),
-            "experiment_id": getattr(run, "experiment_id", None),
-            "run_id": getattr(run, "run_id", None),
-            "registered_model": None if registered is None else {
-                "name": registered.name, "version": registered.version,
-            },
-        }  # fmt: skip
+            evaluation.error = f"evaluation done but not logged to MLflow: {exc}"
+            evaluation.tracking = Tracking("failed", detail=str(exc))
 
-    def _observe(self, record: Record, finished: float) -> None:
+    async def _observe(self, evaluation: Evaluation, finished: float) -> None:
         g = self.gauges
         g.last_timestamp.set(finished)
-        g.evaluations.labels(record["status"]).inc()
-        if record["error"]:
+        g.evaluations.labels(evaluation.status).inc()
+        if evaluation.error:
             g.errors.inc()
-            log.error("staleness evaluation #%d failed: %s", record["id"], record["error"])
-        if record["stale"] is None:
+            log.error("staleness evaluation #%d failed: %s", evaluation.id, evaluation.error)
+        result = evaluation.result
+        if evaluation.verdict is None or result is None:
             return
-        g.accuracy.set(record["accuracy"])
-        g.f1.set(record["macro_f1"])
-        g.stale.set(1 if record["stale"] else 0)
+        g.accuracy.set(result.accuracy)
+        g.f1.set(result.macro_f1)
+        g.stale.set(1 if evaluation.stale else 0)
         log.info(
             "staleness evaluation #%d (%s): %s, %s %.4f (threshold %.4f), accuracy %.4f, "
-            "macro-F1 %.4f, %d samples in %.2fs",
-            record["id"], record["trigger"], record["verdict"], record["metric"], record["value"],
-            record["threshold"], record["accuracy"], record["macro_f1"], record["n_samples"],
-            record["duration_s"],
+            "macro-F1 %.4f, %d samples of %s in %.2fs",
+            evaluation.id, evaluation.trigger, evaluation.verdict, evaluation.metric,
+            evaluation.value, evaluation.threshold, result.accuracy, result.macro_f1,
+            result.n_samples, evaluation.data.source if evaluation.data else "?",
+            result.duration_s,
         )  # fmt: skip
-        turned_stale = record["stale"] and self._verdict is not True
-        self._verdict = record["stale"]
+        turned_stale = bool(evaluation.stale) and self._verdict is not True
+        self._verdict = evaluation.stale
         if turned_stale:
-            record["alert"] = {"webhook": self.alerter.notify(record)}
-
-
-def summary(record: Mapping[str, Any]) -> dict[str, Any]:
-    """The verdict part of a record, for ``GET /model``."""
-    keys = ("status", "verdict", "stale", "metric", "value", "threshold", "accuracy",
-            "macro_f1", "n_samples", "finished_at", "error")  # fmt: skip
-    return {key: record.get(key) for key in keys}
+            evaluation.alerted = True
+            evaluation.webhook = await asyncio.to_thread(self.alerter.notify, evaluation)

@@ -14,7 +14,8 @@ from litestar.exceptions import (
 from litestar.handlers import HTTPRouteHandler
 from litestar.status_codes import HTTP_200_OK
 
-from clfserve.service.staleness.monitor import Record, StalenessMonitor
+from clfserve.evaluation.sources import MODEL_DATA
+from clfserve.service.staleness.monitor import StalenessMonitor
 from clfserve.service.staleness.scheduler import StalenessScheduler
 
 
@@ -43,7 +44,7 @@ def build_routes(
         return {
             "metric": settings.metric,
             "threshold": settings.threshold,
-            "validation_data": settings.validation_data,
+            "validation_data": settings.validation_data or MODEL_DATA,
             "schedule": {
                 "interval": str(settings.interval),
                 "runs_here": scheduler.running,
@@ -51,8 +52,8 @@ def build_routes(
                 "detail": scheduler.detail,
             },
             "evaluating": monitor.running,
-            "latest": monitor.latest,
-            "history": monitor.history,
+            "latest": latest.to_json() if (latest := monitor.latest) is not None else None,
+            "history": [evaluation.to_json() for evaluation in monitor.history],
         }
 
     @post(
@@ -61,8 +62,8 @@ def build_routes(
         tags=["admin"],
         summary="Evaluate the served model now (Authorization: Bearer <CLFSERVE_ADMIN_TOKEN>)",
     )
-    async def admin_evaluate(request: Request[Any, Any, Any]) -> Record:
+    async def admin_evaluate(request: Request[Any, Any, Any]) -> dict[str, Any]:
         check_admin(request, settings.admin_token)
-        return await monitor.run("admin")
+        return (await monitor.run("admin")).to_json()
 
     return [staleness, admin_evaluate]

@@ -22,8 +22,9 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from clfserve.service.staleness.config import Schedule, SchedulerMode
-from clfserve.service.staleness.monitor import StalenessMonitor, Trigger
+from clfserve.service.staleness.monitor import StalenessMonitor
+from clfserve.service.staleness.record import Trigger
+from clfserve.service.staleness.settings import Mode, Schedule
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class StalenessScheduler:
         monitor: StalenessMonitor,
         schedule: Schedule,
         initial_delay_s: float | None,
-        mode: SchedulerMode,
+        mode: Mode,
         workers: int,
         lock_path: Path,
     ) -> None:

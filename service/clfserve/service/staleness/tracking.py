@@ -1,9 +1,10 @@
 """Logging evaluations to MLflow, linked to the registered model version being served.
 
 Each evaluation becomes one run in the ``clfserve-staleness`` experiment (tags: model name and
-version, verdict; params: threshold, metric, data; metrics: accuracy, macro-F1, per-class F1).
-When the model came from the registry (``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``), its
-model version gets the tags ``stale=true|false``, ``stale_checked_at`` and ``stale_run_id``.
+version, verdict; params: threshold, metric, data; metrics: accuracy, macro-F1, per-class F1),
+created under the clfserve home like every experiment the project makes. When the model came
+from the registry (``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``), the version being served
+gets the tags ``stale=true|false``, ``stale_checked_at`` and ``stale_run_id``.
 
     ClfserveError
     └── TrackingError    the tracking server is unreachable, too slow, or refused a write
@@ -11,201 +12,127 @@ model version gets the tags ``stale=true|false``, ``stale_checked_at`` and ``sta
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
 
+from clfserve.registry import experiment_id_for, is_registry_uri, open_client, parse_model_uri
+from clfserve.registry import tracking_uri as default_tracking_uri
 from clfserve.runtime import ClfserveError
+from clfserve.service.staleness.record import Evaluation, RegisteredVersion, Tracking
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-REGISTRY_PREFIX = "models:/"
 
 
 class TrackingError(ClfserveError):
     """MLflow could not record an evaluation; the message says why."""
 
 
-@dataclass(frozen=True)
-class RegisteredVersion:
-    """A version of a registered model, e.g. ``clfserve-sentiment`` version ``3``."""
-
-    name: str
-    version: str
-
-
-@dataclass(frozen=True)
-class TrackedRun:
-    """Where an evaluation was logged."""
-
-    tracking_uri: str
-    experiment_id: str
-    run_id: str
-    registered: RegisteredVersion | None
-
-
-def tracking_uri() -> str:
-    """The export pipeline's tracking URI when it defines one, else MLflow's own resolution."""
-    try:
-        registry = importlib.import_module("clfserve.export.registry")
-        uri = registry.tracking_uri()
-        if isinstance(uri, str) and uri:
-            return uri
-    except (ImportError, AttributeError):
-        pass
-    import mlflow
-
-    return str(mlflow.get_tracking_uri())
-
-
 def tracking_wanted(mode: str, model_uri: str, env: Mapping[str, str]) -> bool:
     """``auto``: on when the model came from the registry or a tracking URI is configured."""
     if mode != "auto":
         return mode == "on"
-    return model_uri.startswith(REGISTRY_PREFIX) or bool(env.get("MLFLOW_TRACKING_URI"))
-
-
-def parse_registry_uri(uri: str) -> tuple[str, str | None, str | None] | None:
-    """``models:/NAME@ALIAS`` -> (NAME, ALIAS, None); ``models:/NAME/3`` -> (NAME, None, '3')."""
-    if not uri.startswith(REGISTRY_PREFIX):
-        return None
-    rest = uri[len(REGISTRY_PREFIX) :].strip("/")
-    if "@" in rest:
-        name, alias = rest.rsplit("@", 1)
-        return name, alias, None
-    if "/" in rest:
-        name, version = rest.rsplit("/", 1)
-        return name, None, version
-    return None
+    return is_registry_uri(model_uri) or bool(env.get("MLFLOW_TRACKING_URI"))
 
 
 class MlflowTracker:
     """Writes one run per evaluation; every call is bounded by ``timeout_s``."""
 
     def __init__(
-        self,
-        model_uri: str,
-        experiment: str,
-        timeout_s: float,
-        uri: str | None = None,
+        self, model_uri: str, experiment: str, timeout_s: float, uri: str | None = None
     ) -> None:
         self.model_uri = model_uri
         self.experiment = experiment
         self.timeout_s = timeout_s
-        self._uri = uri
-        self._registered: RegisteredVersion | None = None
+        self.uri = uri or default_tracking_uri()
 
-    @property
-    def uri(self) -> str:
-        if self._uri is None:
-            self._uri = tracking_uri()
-        return self._uri
-
-    def log(self, record: Mapping[str, Any]) -> TrackedRun:
-        """Record ``record`` (a staleness result, see `StalenessMonitor`); `TrackingError`."""
-        uri = self.uri
+    def log(self, evaluation: Evaluation) -> Tracking:
+        """Record ``evaluation``; `TrackingError` when MLflow cannot."""
         try:
-            return _bounded(lambda: self._log(uri, record), self.timeout_s)
+            return _bounded(lambda: self._log(evaluation), self.timeout_s)
         except TrackingError:
             raise
         except TimeoutError:
             raise TrackingError(
-                f"MLflow at {uri} did not answer within {self.timeout_s:g} s"
+                f"MLflow at {self.uri} did not answer within {self.timeout_s:g} s"
             ) from None
         except Exception as exc:  # MLflow has its own hierarchy, plus OSError and friends
-            raise TrackingError(f"MLflow at {uri}: {type(exc).__name__}: {exc}") from exc
+            raise TrackingError(f"MLflow at {self.uri}: {type(exc).__name__}: {exc}") from exc
 
-    def _log(self, uri: str, record: Mapping[str, Any]) -> TrackedRun:
-        _preflight(uri, min(5.0, self.timeout_s))
+    def _log(self, evaluation: Evaluation) -> Tracking:
+        _preflight(self.uri, min(5.0, self.timeout_s))
         from mlflow.entities import Metric, Param, RunTag
-        from mlflow.tracking import MlflowClient
 
-        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-        registered = self._resolve(client)
-        experiment = client.get_experiment_by_name(self.experiment)
-        experiment_id = (
-            experiment.experiment_id
-            if experiment is not None
-            else client.create_experiment(self.experiment)
-        )
-        model = record["model"]
-        stale = "true" if record["stale"] else "false"
+        model, result, data = evaluation.model, evaluation.result, evaluation.data
+        if model is None or result is None or data is None:
+            raise TrackingError("only an evaluation that reached a verdict is logged")
+        registered = self.registered_version(model.version)
+        stale = "true" if evaluation.stale else "false"
         tags = {
-            "clfserve.model_name": str(model["name"]),
-            "clfserve.model_version": str(model["version"]),
-            "clfserve.model_variant": str(model["variant"]),
-            "clfserve.model_provider": str(model["provider"]),
+            "clfserve.model_name": model.name,
+            "clfserve.model_version": model.version,
+            "clfserve.model_variant": model.variant,
+            "clfserve.model_provider": model.provider,
             "clfserve.model_uri": self.model_uri,
-            "clfserve.trigger": str(record["trigger"]),
+            "clfserve.trigger": evaluation.trigger,
             "stale": stale,
-            "verdict": str(record["verdict"]),
+            "verdict": str(evaluation.verdict),
         }
         if registered is not None:
             tags["registered_model_name"] = registered.name
             tags["registered_model_version"] = registered.version
+        metrics = {"accuracy": result.accuracy, "macro_f1": result.macro_f1,
+                   "n_samples": float(result.n_samples), "duration_s": result.duration_s,
+                   "stale": 1.0 if evaluation.stale else 0.0}  # fmt: skip
+        for label, scores in result.per_class.items():
+            metrics[f"f1_{label}"] = scores.f1
+        params = {"threshold": evaluation.threshold, "metric": evaluation.metric,
+                  "data_source": data.source, "data_checksum": data.checksum}  # fmt: skip
         now_ms = int(time.time() * 1000)
-        shown_version = registered.version if registered is not None else model["version"]
-        run = client.create_run(
-            experiment_id,
-            start_time=now_ms,
-            tags=tags,
-            run_name=f"staleness-{model['name']}-v{shown_version}",
-        )
-        run_id = run.info.run_id
-        metrics = {"accuracy": record["accuracy"], "macro_f1": record["macro_f1"],
-                   "n_samples": record["n_samples"], "duration_s": record["duration_s"],
-                   "stale": 1.0 if record["stale"] else 0.0}  # fmt: skip
-        for label, scores in record["per_class"].items():
-            metrics[f"f1_{label}"] = scores["f1"]
-        params = {"threshold": record["threshold"], "metric": record["metric"],
-                  "data_source": record["data"]["source"],
-                  "data_checksum": record["data"]["checksum"]}  # fmt: skip
-        client.log_batch(
-            run_id,
-            metrics=[Metric(k, float(v), now_ms, 0) for k, v in metrics.items()],
-            params=[Param(k, str(v)[:500]) for k, v in params.items()],
-            tags=[RunTag("mlflow.note.content", _note(record))],
-        )
-        client.set_terminated(run_id)
-        if registered is not None:
-            for key, value in (
-                ("stale", stale),
-                ("stale_checked_at", str(record["finished_at"])),
-                ("stale_run_id", run_id),
-            ):
-                client.set_model_version_tag(registered.name, registered.version, key, value)
-        return TrackedRun(uri, str(experiment_id), run_id, registered)
+        with open_client(self.uri) as client:
+            experiment_id = experiment_id_for(client, self.experiment)
+            run = client.create_run(
+                experiment_id,
+                start_time=now_ms,
+                tags=tags,
+                run_name=f"staleness-{model.name}-v{model.version}",
+            )
+            run_id = run.info.run_id
+            client.log_batch(
+                run_id,
+                metrics=[Metric(k, float(v), now_ms, 0) for k, v in metrics.items()],
+                params=[Param(k, str(v)[:500]) for k, v in params.items()],
+                tags=[RunTag("mlflow.note.content", _note(evaluation))],
+            )
+            client.set_terminated(run_id)
+            if registered is not None:
+                for key, value in (
+                    ("stale", stale),
+                    ("stale_checked_at", str(evaluation.finished_at)),
+                    ("stale_run_id", run_id),
+                ):
+                    client.set_model_version_tag(registered.name, registered.version, key, value)
+        return Tracking("logged", None, self.uri, str(experiment_id), run_id, registered)
 
-    def _resolve(self, client: Any) -> RegisteredVersion | None:
-        """The registered version behind ``model_uri``, resolved once and then kept.
-
-        The alias is resolved at the first successful log, shortly after the model loaded; if
-        it moved in between, the run is tagged with the version the alias named at that time.
-        """
-        if self._registered is not None:
-            return self._registered
-        parsed = parse_registry_uri(self.model_uri)
-        if parsed is None:
+    def registered_version(self, served_version: str) -> RegisteredVersion | None:
+        """The registered version being served: the service reports a registry model by its
+        version number, so the run and the tags name the version that was actually scored."""
+        if not is_registry_uri(self.model_uri):
             return None
-        name, alias, version = parsed
-        if alias is not None:
-            version = str(client.get_model_version_by_alias(name, alias).version)
-        assert version is not None
-        self._registered = RegisteredVersion(name, version)
-        return self._registered
+        return RegisteredVersion(parse_model_uri(self.model_uri).name, served_version)
 
 
-def _note(record: Mapping[str, Any]) -> str:
+def _note(evaluation: Evaluation) -> str:
+    data = evaluation.data
     return (
-        f"{record['verdict']}: {record['metric']} {record['value']:.4f} vs threshold "
-        f"{record['threshold']:.4f} on {record['n_samples']} samples of {record['data']['source']}"
+        f"{evaluation.verdict}: {evaluation.metric} {evaluation.value or 0.0:.4f} vs threshold "
+        f"{evaluation.threshold:.4f} on {data.rows if data else 0} samples of "
+        f"{data.source if data else '?'}"
     )
 
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from clfserve.runtime.batching import pad_chunk, plan_chunks
+from clfserve.runtime.inputs import pad_chunk, plan_chunks
 
 
 def test_chunks_are_length_sorted_and_bounded() -> None:

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clfserve.runtime.classifier import Classifier
-from clfserve.runtime.data import Dataset, load_split
-from clfserve.runtime.evaluation import evaluate
+from clfserve.evaluation.datasets import Dataset, load_split
+from clfserve.evaluation.evaluate import evaluate
 from clfserve.runtime.prediction import Prediction
 
 

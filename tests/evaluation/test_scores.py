@@ -11,7 +11,7 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from clfserve.runtime.metrics import compute_metrics
+from clfserve.evaluation.scores import compute_scores
 
 LABELS = ("neg", "neu", "pos")
 
@@ -20,7 +20,7 @@ def test_matches_scikit_learn() -> None:
     rng = np.random.default_rng(0)
     y_true = [LABELS[i] for i in rng.integers(0, 3, 200)]
     y_pred = [LABELS[i] for i in rng.integers(0, 3, 200)]
-    m = compute_metrics(y_true, y_pred, LABELS)
+    m = compute_scores(y_true, y_pred, LABELS)
     assert m.accuracy == pytest.approx(accuracy_score(y_true, y_pred))
     assert m.macro_f1 == pytest.approx(f1_score(y_true, y_pred, average="macro"))
     assert m.confusion == confusion_matrix(y_true, y_pred, labels=list(LABELS)).tolist()
@@ -32,7 +32,7 @@ def test_matches_scikit_learn() -> None:
 
 
 def test_unknown_true_labels_are_counted_and_scored_as_errors() -> None:
-    m = compute_metrics(["neg", "pos", "meh", "meh"], ["neg", "pos", "pos", "neg"], ("neg", "pos"))
+    m = compute_scores(["neg", "pos", "meh", "meh"], ["neg", "pos", "pos", "neg"], ("neg", "pos"))
     assert m.unknown_labels == {"meh": 2}
     assert m.n_samples == 4
     assert m.accuracy == 0.5
@@ -43,12 +43,12 @@ def test_unknown_true_labels_are_counted_and_scored_as_errors() -> None:
 
 
 def test_a_label_never_seen_nor_predicted_stays_out_of_macro_f1() -> None:
-    m = compute_metrics(["neg", "pos"], ["neg", "pos"], LABELS)
+    m = compute_scores(["neg", "pos"], ["neg", "pos"], LABELS)
     assert m.macro_f1 == 1.0
     assert m.per_class["neu"].support == 0
 
 
 def test_empty_input_and_length_mismatch() -> None:
-    assert compute_metrics([], [], LABELS).accuracy == 0.0
+    assert compute_scores([], [], LABELS).accuracy == 0.0
     with pytest.raises(ValueError, match="2 true labels but 1"):
-        compute_metrics(["neg", "pos"], ["neg"], LABELS)
+        compute_scores(["neg", "pos"], ["neg"], LABELS)

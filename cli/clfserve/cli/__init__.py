@@ -1,4 +1,5 @@
-"""The `clfserve` command: one entry point; each room contributes its subcommands.
+"""The `clfserve` command, which joins the rooms: `release` (train, export, release),
+`evaluate` and `serve`, one module each.
 
 Subcommand modules build their parsers without importing anything heavy (torch, mlflow,
 litestar); the work happens inside the handler each one sets with ``set_defaults(handler=...)``.
@@ -17,8 +18,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from clfserve.export import cli as export_cli
-    from clfserve.service import cli as service_cli
+    from clfserve.cli import evaluate, release, serve
 
     parser = argparse.ArgumentParser(
         prog="clfserve",
@@ -29,8 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="store_true", help="log at DEBUG level (default INFO)"
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    export_cli.add_commands(commands)
-    service_cli.add_commands(commands)
+    release.add_commands(commands)
+    evaluate.add_command(commands)
+    serve.add_command(commands)
     return parser
 
 

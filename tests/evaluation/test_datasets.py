@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from clfserve.runtime.data import (
+from clfserve.evaluation.datasets import (
     Dataset,
     DatasetError,
     load_dataset,

@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 
 @dataclass(frozen=True)
-class ClassMetrics:
+class ClassScores:
     """Precision, recall and F1 of one label; ``support`` = how many true examples it has."""
 
     precision: float
@@ -25,13 +25,13 @@ class ClassMetrics:
 
 
 @dataclass(frozen=True)
-class Metrics:
-    """Scores of predictions against true labels."""
+class Scores:
+    """Classification scores of predictions against true labels."""
 
     accuracy: float
     macro_f1: float
     """Unweighted mean F1 over the model's labels that have support or were predicted."""
-    per_class: dict[str, ClassMetrics]
+    per_class: dict[str, ClassScores]
     labels: tuple[str, ...]
     """Row/column order of ``confusion``: the model's labels."""
     confusion: list[list[int]]
@@ -44,7 +44,7 @@ class Metrics:
         return asdict(self)
 
 
-def compute_metrics(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) -> Metrics:
+def compute_scores(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) -> Scores:
     """Accuracy, macro-F1, per-class scores and the confusion matrix over ``labels``."""
     if len(y_true) != len(y_pred):
         raise ValueError(f"{len(y_true)} true labels but {len(y_pred)} predictions")
@@ -63,7 +63,7 @@ def compute_metrics(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequen
     n = len(y_true)
     correct = int(np.trace(confusion))
     per_class, f1s = _per_class(confusion, extra_fp, labels)
-    return Metrics(
+    return Scores(
         accuracy=correct / n if n else 0.0,
         macro_f1=float(np.mean(f1s)) if f1s else 0.0,
         per_class=per_class,
@@ -76,17 +76,17 @@ def compute_metrics(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequen
 
 def _per_class(
     confusion: npt.NDArray[np.int64], extra_fp: npt.NDArray[np.int64], labels: Sequence[str]
-) -> tuple[dict[str, ClassMetrics], list[float]]:
+) -> tuple[dict[str, ClassScores], list[float]]:
     tp = np.diag(confusion)
     predicted = confusion.sum(axis=0) + extra_fp
     support = confusion.sum(axis=1)
-    per_class: dict[str, ClassMetrics] = {}
+    per_class: dict[str, ClassScores] = {}
     f1s: list[float] = []
     for i, label in enumerate(labels):
         precision = _ratio(tp[i], predicted[i])
         recall = _ratio(tp[i], support[i])
         f1 = _ratio(2 * precision * recall, precision + recall)
-        per_class[label] = ClassMetrics(precision, recall, f1, int(support[i]))
+        per_class[label] = ClassScores(precision, recall, f1, int(support[i]))
         # A label never seen nor predicted says nothing about the model: leave it out of the mean.
         if support[i] or predicted[i]:
             f1s.append(f1)

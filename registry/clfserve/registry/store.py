@@ -1,17 +1,13 @@
-"""The MLflow model registry: register artefact folders, resolve model URIs back to folders.
+"""The MLflow model registry: register artefact folders, resolve model URIs to local folders.
 
-No torch here, and mlflow is imported inside functions: the service imports this module to
-resolve ``models:/NAME@ALIAS`` at start-up and must stay quick to import.
-
-Tracking defaults to ``sqlite:///<home>/mlflow.db`` with artefacts under ``<home>/mlartifacts``,
-where home is ``$CLFSERVE_HOME`` or ``./.clfserve``; ``$MLFLOW_TRACKING_URI`` overrides it.
+mlflow is imported inside functions: the service resolves ``models:/NAME@ALIAS`` through this
+module at start-up and must stay quick to import. Where things are stored: `clfserve.registry.home`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,16 +15,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
-from clfserve.export.errors import RegistryError
+from clfserve.registry.errors import RegistryError
+from clfserve.registry.home import artefact_store, models_cache, tracking_uri
+from clfserve.registry.uri import is_registry_uri, parse_model_uri
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
 log = logging.getLogger(__name__)
-HOME_ENV = "CLFSERVE_HOME"
 ARTEFACT_PATH = "artefact"
 """Where the artefact folder sits inside an MLflow run's artifacts."""
-_MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
 
 
 @dataclass(frozen=True)
@@ -53,24 +49,6 @@ class Registered:
     """``models:/NAME/VERSION``."""
 
 
-def default_home() -> Path:
-    """``$CLFSERVE_HOME`` or ``./.clfserve``: registry database, artefacts, checkpoints."""
-    return Path(os.environ.get(HOME_ENV) or ".clfserve")
-
-
-def tracking_uri(home: Path | None = None) -> str:
-    """``$MLFLOW_TRACKING_URI``, else a sqlite database in the clfserve home."""
-    env = os.environ.get("MLFLOW_TRACKING_URI")
-    if env:
-        return env
-    folder = (home or default_home()).resolve()
-    return f"sqlite:///{folder / 'mlflow.db'}"
-
-
-def artifact_root(home: Path | None = None) -> Path:
-    return (home or default_home()).resolve() / "mlartifacts"
-
-
 def register_artefact(
     folder: Path,
     *,
@@ -85,9 +63,9 @@ def register_artefact(
     """Log ``folder`` in a new run, create a version of model ``name`` and point ``alias`` at it."""
     import mlflow
 
-    with _client(uri) as client:
+    with open_client(uri) as client:
         try:
-            experiment_id = _experiment_id(client, experiment)
+            experiment_id = experiment_id_for(client, experiment)
             run = client.create_run(experiment_id, tags=dict(tags or {}))
             run_id = run.info.run_id
             for key, value in params.items():
@@ -113,7 +91,7 @@ def has_alias(name: str, alias: str, uri: str | None = None) -> bool:
     """Whether registered model ``name`` has ``alias`` (False when the model does not exist)."""
     import mlflow
 
-    with _client(uri) as client:
+    with open_client(uri) as client:
         try:
             client.get_model_version_by_alias(name, alias)
         except mlflow.exceptions.MlflowException as exc:
@@ -123,34 +101,28 @@ def has_alias(name: str, alias: str, uri: str | None = None) -> bool:
     return True
 
 
-def resolve_model_uri(
-    model: str, uri: str | None = None, cache: Path | None = None
-) -> ResolvedModel:
+def resolve_model(model: str, uri: str | None = None, cache: Path | None = None) -> ResolvedModel:
     """``models:/NAME@ALIAS``, ``models:/NAME/VERSION`` or a local folder -> an artefact folder.
 
     Registry artefacts stored on this machine are used in place; remote ones are downloaded
     once into ``cache`` (default ``<home>/cache``).
     """
-    match = _MODELS_URI.match(model)
-    if match is None:
-        if model.startswith("models:/"):
-            raise RegistryError(
-                f"{model}: malformed model URI (use models:/NAME@ALIAS or models:/NAME/VERSION)"
-            )
-        path = Path(model)
+    if not is_registry_uri(model):
+        path = Path(model).expanduser()
         if not path.is_dir():
             raise RegistryError(f"{model}: neither a models:/ URI nor an existing folder")
         return ResolvedModel(path=path, uri=model)
+    parsed = parse_model_uri(model)
 
     import mlflow
 
-    name, alias, number = match["name"], match["alias"], match["version"]
-    with _client(uri) as client:
+    name, alias, number = parsed.name, parsed.alias, parsed.version
+    with open_client(uri) as client:
         try:
             if alias:
                 found = client.get_model_version_by_alias(name, alias)
             else:
-                found = client.get_model_version(name, number)
+                found = client.get_model_version(name, str(number))
             if not found.source:
                 raise RegistryError(f"{model}: version {found.version} has no artefact source")
             path = _local_copy(found.source, name, str(found.version), cache)
@@ -167,7 +139,7 @@ def _local_copy(source: str, name: str, version: str, cache: Path | None) -> Pat
             return local
     import mlflow
 
-    target = (cache or default_home() / "cache") / name / version
+    target = (cache or models_cache()) / name / version
     if not (target / "manifest.json").is_file():
         target.mkdir(parents=True, exist_ok=True)
         mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(target))
@@ -176,7 +148,7 @@ def _local_copy(source: str, name: str, version: str, cache: Path | None) -> Pat
 
 
 @contextmanager
-def _client(uri: str | None) -> Iterator[MlflowClient]:
+def open_client(uri: str | None = None) -> Iterator[MlflowClient]:
     """An MlflowClient that fails fast, with one clear line, when the server is unreachable."""
     # Defaults retry for minutes; a CLI user wants to know at once.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -224,15 +196,17 @@ def _is_connection_error(exc: BaseException) -> bool:
     return False
 
 
-def _experiment_id(client: MlflowClient, name: str) -> str:
+def experiment_id_for(client: MlflowClient, name: str) -> str:
+    """The id of experiment ``name``, created when missing.
+
+    On a sqlite registry a new experiment keeps its artefacts under ``<home>/mlartifacts``
+    (MLflow's own default is ``./mlruns`` of whatever folder the process started in).
+    """
     existing = client.get_experiment_by_name(name)
     if existing is not None:
         return str(existing.experiment_id)
-    location = None
-    if client.tracking_uri.startswith("sqlite:"):
-        # Without an explicit location MLflow puts artefacts in ./mlruns of the current folder.
-        home = Path(client.tracking_uri.removeprefix("sqlite:///")).parent
-        location = (home / "mlartifacts").resolve().as_uri()
+    store = artefact_store(client.tracking_uri)
+    location = None if store is None else (store / name).as_uri()
     return str(client.create_experiment(name, artifact_location=location))
 
 

@@ -221,3 +221,11 @@ def _checked(pairs: Iterable[tuple[str, str]], name: str) -> Dataset:
             f"{name}: only one class ({next(iter(classes))!r}); a classifier needs at least two"
         )
     return Dataset(texts=tuple(texts), labels=tuple(labels), name=name)
+
+
+def write_jsonl(dataset: Dataset, path: Path) -> None:
+    """Write ``dataset`` as JSONL (``{"text": ..., "label": ...}`` per line), readable by
+    `load_dataset`."""
+    with path.open("w", encoding="utf-8") as handle:
+        for text, label in zip(dataset.texts, dataset.labels, strict=True):
+            handle.write(json.dumps({"text": text, "label": label}, ensure_ascii=False) + "\n")

@@ -1,4 +1,5 @@
-"""`clfserve train | export | evaluate | release`: argument parsing only; the work lives elsewhere.
+"""`clfserve train | export | release`: argument parsing only; the work lives in
+`clfserve.export` (and `clfserve.registry`).
 
 Building the parsers imports nothing heavy; each handler imports torch/mlflow when it runs.
 """
@@ -6,33 +7,22 @@ Building the parsers imports nothing heavy; each handler imports torch/mlflow wh
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
-from clfserve.export.config import DEFAULT_ALIAS, DEFAULT_NAME, ExportConfig, ReleaseConfig
+from clfserve.cli.options import HelpFormatter
+from clfserve.evaluation.datasets import DEFAULT_DATASET
+from clfserve.export.config import ExportConfig, ReleaseConfig
 from clfserve.export.config import TrainConfig as _TrainDefaults
-from clfserve.runtime.data import DEFAULT_DATASET, SPLIT_NAMES
+from clfserve.registry.uri import DEFAULT_ALIAS, DEFAULT_NAME
 
 _T = _TrainDefaults(output=Path())
-DEFAULT_MODEL_URI = f"models:/{DEFAULT_NAME}@{DEFAULT_ALIAS}"
-
-
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Show defaults, except None ones (their help says in [brackets] what None means)."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default is None or isinstance(action.default, bool):
-            return action.help
-        return super()._get_help_string(action)
 
 
 def add_commands(subparsers: Any) -> None:
     """Add the release-pipeline subcommands to the top-level `clfserve` parser."""
     _add_train(subparsers)
     _add_export(subparsers)
-    _add_evaluate(subparsers)
     _add_release(subparsers)
 
 
@@ -45,7 +35,7 @@ def _add_train(subparsers: Any) -> None:
         help="fine-tune a text classifier (default: MiniLM on Rotten Tomatoes)",
         description="Fine-tune a sequence classifier on the train split of a dataset and save a "
         "Hugging Face checkpoint (labels become id2label/label2id).",
-        formatter_class=_Formatter,
+        formatter_class=HelpFormatter,
     )
     _dataset_option(p)
     p.add_argument(
@@ -62,7 +52,7 @@ def _add_export(subparsers: Any) -> None:
         description="Export a checkpoint to ONNX with optimum-onnx, quantize to int8, validate "
         "(parity with PyTorch, per-variant accuracy/macro-F1, int8/fp32 agreement) and register "
         "the artefact in MLflow. Nothing is registered when a check fails.",
-        formatter_class=_Formatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--model", type=Path, required=True, help="checkpoint folder (clfserve train)")
     p.add_argument(
@@ -87,40 +77,12 @@ def _add_export(subparsers: Any) -> None:
     p.set_defaults(handler=_export)
 
 
-def _add_evaluate(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "evaluate",
-        help="accuracy, macro-F1, per-class scores and confusion matrix with ONNX Runtime",
-        description="Score an exported model on a split of a dataset with ONNX Runtime.",
-        formatter_class=_Formatter,
-    )
-    p.add_argument(
-        "--model", default=DEFAULT_MODEL_URI, help="models:/NAME@ALIAS, models:/NAME/N or a folder"
-    )
-    p.add_argument(
-        "--dataset", default=None, help="rotten_tomatoes or PATH.csv/.jsonl [the model's own]"
-    )
-    p.add_argument("--split", choices=SPLIT_NAMES, default="validation", help="which split")
-    p.add_argument("--seed", type=int, default=None, help="split seed [the model's own, else 0]")
-    p.add_argument("--variant", choices=("int8", "fp32"), default=None, help="[int8 on CPU]")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="device")
-    p.add_argument(
-        "--batch-size",
-        type=_positive_int,
-        default=None,
-        help="rows per ONNX Runtime call; int8 answers shift slightly with it [8 CPU, 64 CUDA]",
-    )
-    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
-    p.add_argument("--tracking-uri", default=None, help="MLflow URI [$MLFLOW_TRACKING_URI]")
-    p.set_defaults(handler=_evaluate)
-
-
 def _add_release(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "release",
         help="train + export + register the default model (what `make model` runs)",
         description="Train, export, validate and register a model, moving the alias to it.",
-        formatter_class=_Formatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument(
         "--if-missing",
@@ -243,49 +205,6 @@ def _release(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluate(args: argparse.Namespace) -> int:
-    from clfserve.export.registry import resolve_model_uri
-    from clfserve.runtime.classifier import Classifier
-    from clfserve.runtime.data import load_split
-    from clfserve.runtime.evaluation import evaluate
-
-    resolved = resolve_model_uri(args.model, args.tracking_uri)
-    classifier = Classifier.load(
-        resolved.path, device=args.device, variant=args.variant, batch_size=args.batch_size
-    )
-    source = classifier.manifest.source
-    dataset = args.dataset or source.get("dataset") or DEFAULT_DATASET
-    seed = args.seed if args.seed is not None else int(source.get("split_seed", 0))
-    result = evaluate(classifier, load_split(dataset, args.split, seed=seed))
-    out = {
-        "model": args.model,
-        "registry_version": resolved.version,
-        "batch_size": classifier.batch_size,
-        **result.to_dict(),
-    }
-    if args.json:
-        json.dump(out, sys.stdout, indent=2)
-        print()
-        return 0
-    # A registry URI is known by its version number (as the service reports it); a folder by
-    # the artefact's content hash.
-    version = resolved.version if resolved.version is not None else result.model_version
-    print(f"{args.model} ({result.model_name} v{version}, {result.variant}, {result.provider}, "
-          f"batch {classifier.batch_size}) on {result.dataset}: "
-          f"{result.n_samples} texts")  # fmt: skip
-    print(f"accuracy {result.accuracy:.4f}   macro-F1 {result.macro_f1:.4f}")
-    width = max(len(label) for label in result.labels)
-    print(f"{'label':<{width}}  precision  recall     f1  support")
-    for label, c in result.per_class.items():
-        print(f"{label:<{width}}  {c.precision:9.4f} {c.recall:7.4f} {c.f1:6.4f} {c.support:8d}")
-    print("confusion (rows true, columns predicted):", " ".join(result.labels))
-    for label, row in zip(result.labels, result.confusion, strict=True):
-        print(f"  {label:<{width}} " + " ".join(f"{n:6d}" for n in row))
-    if result.unknown_labels:
-        print(f"labels unknown to the model (scored as errors): {result.unknown_labels}")
-    return 0
-
-
 # -- helpers --------------------------------------------------------------------------------
 
 
@@ -299,18 +218,8 @@ def _alpha(text: str) -> float:
     return value
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
-    return value
-
-
 def _home() -> Path:
-    from clfserve.export.registry import default_home
+    from clfserve.registry import default_home
 
     return default_home()
 

@@ -1,0 +1,210 @@
+"""`InferenceGateway`: the one path from the service to its model.
+
+Every caller goes through it: ``/predict`` (through the micro-batcher), ``/batch_predict``, the
+staleness evaluation and the warm-up. It owns
+
+- the inference threads, and how many model calls run at once (``CLFSERVE_INFERENCE_WORKERS``;
+  the ONNX Runtime threads per call are the usable CPUs split between them, so concurrent calls
+  never oversubscribe the cores);
+- the row budget: each model call holds at most the model's ``batch_size`` rows. Texts are
+  deduplicated, then sorted by token length and chunked once, by the runtime's `plan`;
+- the order of waiting calls: interactive work (requests) goes before background work
+  (evaluations), so an evaluation under traffic delays a request by at most one chunk.
+
+The model is read once per call sequence, so a request is answered wholly by one model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import heapq
+import itertools
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
+
+from clfserve.runtime import ModelInfo, Prediction
+from clfserve.service.errors import ModelUnavailable
+from clfserve.service.metrics import ServiceMetrics
+from clfserve.service.microbatch import MicroBatcher
+from clfserve.service.model_state import Model, ModelState
+
+T = TypeVar("T")
+WARMUP_TEXTS = ("warm-up", "a second, slightly longer warm-up text")
+
+
+class Priority(enum.IntEnum):
+    """Which waiting model call goes first: lower first."""
+
+    INTERACTIVE = 0
+    BACKGROUND = 1
+
+
+class CallSlots:
+    """At most ``size`` model calls at once; waiting calls are let in by priority, then age."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.in_use = 0
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    async def acquire(self, priority: Priority) -> None:
+        if self.in_use < self.size and not self._waiting:
+            self.in_use += 1
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (priority, next(self._order), turn))
+        try:
+            await turn  # `release` hands its slot over by resolving this
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.release()  # handed over just as we gave up: pass it on
+            raise
+
+    def release(self) -> None:
+        while self._waiting:
+            _, _, turn = heapq.heappop(self._waiting)
+            if not turn.done():
+                turn.set_result(None)  # the slot moves to the waiter; in_use is unchanged
+                return
+        self.in_use -= 1
+
+
+class InferenceGateway:
+    """Runs model calls for every caller of the service (see the module docstring)."""
+
+    def __init__(
+        self,
+        state: ModelState,
+        metrics: ServiceMetrics,
+        *,
+        workers: int = 1,
+        microbatch: bool = True,
+        max_wait_s: float = 0.001,
+        max_queue: int = 1024,
+    ) -> None:
+        self.state = state
+        self.workers = workers
+        self._metrics = metrics
+        self._slots = CallSlots(workers)
+        self._executor: ThreadPoolExecutor | None = None
+        self._batcher = (
+            MicroBatcher(
+                self.predict_microbatch,
+                self.row_budget,
+                self.busy,
+                metrics,
+                workers=workers,
+                max_wait_s=max_wait_s,
+                max_queue=max_queue,
+            )
+            if microbatch
+            else None
+        )
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._executor is not None
+
+    async def start(self) -> None:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="clfserve-infer")
+        if self._batcher is not None:
+            self._batcher.start()
+
+    async def stop(self) -> None:
+        """Stop taking calls; queued texts get `ModelUnavailable` (uvicorn drains first)."""
+        if self._batcher is not None:
+            await self._batcher.stop()
+        if self._executor is not None:
+            # Never block the loop: a model call still running finishes in its thread.
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    async def serve(self, model: Model) -> None:
+        """Warm ``model`` up through the gateway, then make it the one every caller gets."""
+        await self._call(Priority.INTERACTIVE, "warmup", model.predict, list(WARMUP_TEXTS))
+        self.state.ready(model)
+
+    # -- what callers use ---------------------------------------------------------------------
+
+    def current(self) -> ModelInfo:
+        """The serving model's identity, or `ModelUnavailable` saying why there is none."""
+        return self.state.require().info
+
+    def busy(self) -> bool:
+        """Whether a model call is running or waiting."""
+        return self._slots.in_use > 0
+
+    def row_budget(self) -> int:
+        """Most rows of one model call: the serving model's ``batch_size``."""
+        model = self.state.model
+        return model.batch_size if model is not None else 1
+
+    async def predict(self, text: str) -> tuple[ModelInfo, Prediction]:
+        """One text, coalesced with concurrent ones when micro-batching is on."""
+        if self._batcher is not None:
+            return await self._batcher.submit(text)
+        info, (prediction,) = await self.predict_texts([text], kind="single")
+        return info, prediction
+
+    async def predict_microbatch(self, texts: Sequence[str]) -> tuple[ModelInfo, list[Prediction]]:
+        return await self.predict_texts(texts, kind="microbatch")
+
+    async def predict_texts(
+        self,
+        texts: Sequence[str],
+        priority: Priority = Priority.INTERACTIVE,
+        kind: str = "batch",
+    ) -> tuple[ModelInfo, list[Prediction]]:
+        """Every text, answered by one model, in the caller's order.
+
+        Duplicates run once. Up to the row budget this is one model call; more texts are
+        tokenized in one call, planned into length-sorted chunks by the runtime, and each chunk
+        is its own call, so other callers' calls get the model between chunks.
+        """
+        model = self.state.require()
+        unique = list(dict.fromkeys(texts))
+        if len(unique) <= model.batch_size:
+            predictions = await self._call(priority, kind, model.predict, unique)
+        else:
+            encoded = await self._call(priority, "encode", model.encode, unique)
+            found: dict[int, Prediction] = {}
+            for rows in model.plan(encoded):
+                answered = await self._call(priority, kind, model.predict_rows, encoded, rows)
+                found.update(zip(rows.tolist(), answered, strict=True))
+            predictions = [found[i] for i in range(len(unique))]
+        by_text = dict(zip(unique, predictions, strict=True))
+        return model.info, [by_text[text] for text in texts]
+
+    # -- the one place a model call happens ---------------------------------------------------
+
+    async def _call(self, priority: Priority, kind: str, fn: Callable[..., T], *args: object) -> T:
+        executor = self._executor
+        if executor is None:
+            raise ModelUnavailable("the inference pool is not running")
+        await self._slots.acquire(priority)
+        started = time.perf_counter()
+        try:
+            future: Future[T] = executor.submit(fn, *args)
+        except RuntimeError:  # shut down between the check and the submit
+            self._slots.release()
+            raise ModelUnavailable("the server is shutting down") from None
+
+        def finished(_: Future[T]) -> None:  # a cancelled caller's call still holds its slot
+            with contextlib.suppress(RuntimeError):  # the loop closed while the call ran
+                loop.call_soon_threadsafe(self._finish, kind, started)
+
+        loop = asyncio.get_running_loop()
+        future.add_done_callback(finished)
+        return await asyncio.wrap_future(future)
+
+    def _finish(self, kind: str, started: float) -> None:
+        self._slots.release()
+        self._metrics.inference.labels(kind).observe(time.perf_counter() - started)

@@ -1,0 +1,149 @@
+"""Micro-batching: concurrent ``/predict`` texts coalesced into one model call.
+
+A worker task takes the first waiting text and everything else already queued, up to the
+gateway's row budget. If the queue was idle and no model call is running it dispatches at once,
+so a lone request pays only a task switch. Under load it waits up to ``max_wait_s`` for the
+batch to fill; texts queue up naturally while a call runs, which is where most coalescing comes
+from. The gateway runs each batch (`InferenceGateway.predict_microbatch`) and owns how many
+calls run at once; there are as many workers as it allows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from clfserve.runtime import InvalidInput, ModelInfo, Prediction
+from clfserve.service.errors import ModelUnavailable, Overloaded
+from clfserve.service.metrics import ServiceMetrics
+
+Answered = tuple[ModelInfo, Prediction]
+Dispatch = Callable[[Sequence[str]], Awaitable[tuple[ModelInfo, list[Prediction]]]]
+
+
+@dataclass
+class _Job:
+    text: str
+    future: asyncio.Future[Answered]
+    enqueued: float = field(default_factory=time.perf_counter)
+
+
+class MicroBatcher:
+    """Coalesces `submit` calls into ``dispatch`` calls of at most ``max_size()`` texts."""
+
+    def __init__(
+        self,
+        dispatch: Dispatch,
+        max_size: Callable[[], int],
+        busy: Callable[[], bool],
+        metrics: ServiceMetrics,
+        *,
+        workers: int = 1,
+        max_wait_s: float = 0.001,
+        max_queue: int = 1024,
+    ) -> None:
+        self._dispatch_fn = dispatch
+        self._max_size = max_size
+        self._busy = busy
+        self._metrics = metrics
+        self.workers = workers
+        self.max_wait_s = max_wait_s
+        self.max_queue = max_queue
+        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def running(self) -> bool:
+        return bool(self._tasks)
+
+    def start(self) -> None:
+        if not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self._worker(), name=f"clfserve-microbatch-{i}")
+                for i in range(self.workers)
+            ]
+
+    async def stop(self) -> None:
+        """Stop the workers; texts still queued or running fail with `ModelUnavailable`."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        while not self._queue.empty():
+            job = self._queue.get_nowait()
+            if not job.future.done():
+                job.future.set_exception(ModelUnavailable("the server is shutting down"))
+
+    async def submit(self, text: str) -> Answered:
+        """Predict one text as part of whatever batch forms around it."""
+        if not self._tasks:
+            raise ModelUnavailable("the micro-batcher is not running")
+        if self._queue.qsize() >= self.max_queue:
+            raise Overloaded(f"{self._queue.qsize()} texts are waiting for the model; retry soon")
+        future: asyncio.Future[Answered] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Job(text, future))
+        return await future
+
+    async def _worker(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            try:
+                size = max(1, self._max_size())
+                self._drain(batch, size)
+                if len(batch) < size and self.max_wait_s > 0 and (len(batch) > 1 or self._busy()):
+                    await self._fill(batch, size)
+                live = [job for job in batch if not job.future.done()]  # drop cancelled callers
+                if live:
+                    await self._dispatch(live)
+            except asyncio.CancelledError:
+                _fail(batch, ModelUnavailable("the server is shutting down"))
+                raise
+
+    def _drain(self, batch: list[_Job], size: int) -> None:
+        while len(batch) < size and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+
+    async def _fill(self, batch: list[_Job], size: int) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.max_wait_s
+        while len(batch) < size:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            try:
+                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+            except TimeoutError:
+                return
+            self._drain(batch, size)
+
+    async def _dispatch(self, batch: list[_Job]) -> None:
+        now = time.perf_counter()
+        for job in batch:
+            self._metrics.queue_wait.observe(now - job.enqueued)
+        self._metrics.batch_size.observe(len(batch))
+        try:
+            info, predictions = await self._dispatch_fn([job.text for job in batch])
+        except InvalidInput as exc:
+            if len(batch) > 1:  # one bad text must not fail its batch-mates: retry one by one
+                for job in batch:
+                    await self._dispatch([job])
+                return
+            _fail(batch, exc)
+            return
+        except Exception as exc:  # the callers report it; the worker keeps going
+            _fail(batch, exc)
+            return
+        for job, prediction in zip(batch, predictions, strict=True):
+            if not job.future.done():
+                job.future.set_result((info, prediction))
+
+
+def _fail(batch: list[_Job], exc: Exception) -> None:
+    for job in batch:
+        if not job.future.done():
+            job.future.set_exception(exc)

@@ -1,0 +1,130 @@
+"""`Evaluation`: one run of the staleness monitor, typed from start to finish.
+
+The monitor fills it in; MLflow logging, the alert and ``GET /staleness`` read its fields, and
+`Evaluation.to_json` is the one place that turns it into the JSON clients see.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from clfserve.evaluation import DataSource, EvaluationResult
+
+Trigger = Literal["startup", "scheduled", "admin", "manual"]
+Verdict = Literal["healthy", "stale"]
+Status = Literal["healthy", "stale", "error"]
+TrackingStatus = Literal["off", "not attempted", "logged", "failed"]
+
+
+def iso(ts: float) -> str:
+    """A Unix time as ``2026-11-27T14:00:00Z``."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """The model an evaluation scored, as the service serves it."""
+
+    name: str
+    version: str
+    variant: str
+    provider: str
+    uri: str
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    """A version of a registered model, e.g. ``clfserve-sentiment`` version ``3``."""
+
+    name: str
+    version: str
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """What became of logging the evaluation to MLflow."""
+
+    status: TrackingStatus
+    detail: str | None = None
+    tracking_uri: str | None = None
+    experiment_id: str | None = None
+    run_id: str | None = None
+    registered_model: RegisteredVersion | None = None
+
+
+@dataclass
+class Evaluation:
+    """One evaluation; ``status`` is ``error`` until a verdict is reached without error."""
+
+    id: int
+    trigger: Trigger
+    metric: str
+    threshold: float
+    started_at: str
+    finished_at: str | None = None
+    verdict: Verdict | None = None
+    value: float | None = None
+    error: str | None = None
+    result: EvaluationResult | None = None
+    model: ModelRef | None = None
+    data: DataSource | None = None
+    tracking: Tracking = field(default_factory=lambda: Tracking("off"))
+    webhook: bool | None = None
+    """Outcome of the alert POST when this evaluation turned the model stale: True sent,
+    False failed, None no webhook configured. Unset (no ``alert`` key) when no alert was due."""
+    alerted: bool = False
+
+    @property
+    def stale(self) -> bool | None:
+        return None if self.verdict is None else self.verdict == "stale"
+
+    @property
+    def status(self) -> Status:
+        return "error" if self.error or self.verdict is None else self.verdict
+
+    def to_json(self) -> dict[str, Any]:
+        """The shape of ``GET /staleness`` entries and of the alert webhook's body."""
+        out: dict[str, Any] = {
+            "id": self.id,
+            "trigger": self.trigger,
+            "status": self.status,
+            "verdict": self.verdict,
+            "stale": self.stale,
+            "error": self.error,
+            "metric": self.metric,
+            "threshold": self.threshold,
+            "value": self.value,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+        }
+        if self.result is not None:
+            scores = self.result.to_dict()
+            for key in ("model_name", "model_version", "variant", "provider", "dataset"):
+                scores.pop(key)
+            out.update(scores)
+        if self.model is not None:
+            out["model"] = asdict(self.model)
+        if self.data is not None:
+            out["data"] = asdict(self.data)
+        out["tracking"] = {k: v for k, v in asdict(self.tracking).items() if v is not None}
+        if self.alerted:
+            out["alert"] = {"webhook": self.webhook}
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """The verdict part, for ``GET /model``."""
+        return {
+            "status": self.status,
+            "verdict": self.verdict,
+            "stale": self.stale,
+            "metric": self.metric,
+            "value": self.value,
+            "threshold": self.threshold,
+            "accuracy": None if self.result is None else self.result.accuracy,
+            "macro_f1": None if self.result is None else self.result.macro_f1,
+            "n_samples": None if self.result is None else self.result.n_samples,
+            "finished_at": self.finished_at,
+            "error": self.error,
+        }

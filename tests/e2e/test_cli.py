@@ -97,7 +97,7 @@ def test_broken_model_exits_non_zero_and_registers_nothing(
     import torch
 
     from clfserve.export.checkpoint import load_model
-    from clfserve.export.registry import has_alias
+    from clfserve.registry import has_alias
 
     broken = tmp_path / "broken"
     model = load_model(tiny_checkpoint)

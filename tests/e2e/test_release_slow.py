@@ -30,9 +30,9 @@ def test_default_release_meets_the_quality_target(mlflow_tracking: str) -> None:
         timeout=1800,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    from clfserve.export.registry import resolve_model_uri
+    from clfserve.registry import resolve_model
 
-    folder = resolve_model_uri("models:/clfserve-sentiment@champion").path
+    folder = resolve_model("models:/clfserve-sentiment@champion").path
     int8 = Manifest.read(folder).validation["variants"]["int8"]
     assert int8["accuracy"] >= 0.83
     assert int8["macro_f1"] >= 0.83

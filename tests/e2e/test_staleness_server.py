@@ -47,7 +47,7 @@ def test_schedule_flags_the_model_stale_in_api_mlflow_and_logs(
 ) -> None:
     from mlflow.tracking import MlflowClient
 
-    from clfserve.export.registry import register_artefact
+    from clfserve.registry import register_artefact
 
     version = register_artefact(
         tiny_artefact, name=NAME, alias="champion", params={}, metrics={}

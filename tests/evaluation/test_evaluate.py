@@ -6,9 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from clfserve.runtime.classifier import Classifier
+import pytest
+
 from clfserve.evaluation.datasets import Dataset, load_split
-from clfserve.evaluation.evaluate import evaluate
+from clfserve.evaluation.evaluate import LabelMismatch, evaluate
+from clfserve.runtime.classifier import Classifier
 from clfserve.runtime.prediction import Prediction
 
 
@@ -18,7 +20,7 @@ class _Info:
     version: str = "0"
     variant: str = "int8"
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
-    labels: tuple[str, ...] = ("negative", "positive")
+    labels: tuple[str, ...] = ("negative", "positive", "neutral")
 
 
 class KeywordModel:
@@ -42,21 +44,34 @@ class KeywordModel:
         ]
 
 
-def test_scores_in_chunks_and_reports_unknown_labels() -> None:
+def test_scores_one_call_and_reports_labels_without_data() -> None:
     texts = ("good", "good", "bad", "bad", "good meh")
-    labels = ("positive", "negative", "negative", "negative", "neutral")
+    labels = ("positive", "negative", "negative", "negative", "positive")
     model = KeywordModel()
-    result = evaluate(model, Dataset(texts, labels, name="toy"), chunk_size=2)
-    assert model.batches == [2, 2, 1]
-    assert result.accuracy == 3 / 5
-    assert result.unknown_labels == {"neutral": 1}
-    assert result.confusion == [[2, 1], [0, 1]]
+    result = evaluate(model, Dataset(texts, labels, name="toy"))
+    assert model.batches == [5]  # the model chunks; evaluate hands it the whole dataset
+    assert result.accuracy == 4 / 5
+    assert result.confusion == [[2, 1, 0], [0, 2, 0], [0, 0, 0]]
+    assert result.labels_without_data == ("neutral",)
     assert result.predicted == ("positive", "positive", "negative", "negative", "positive")
     out = result.to_dict()
     assert "predicted" not in out
     assert out["model_name"] == "fake"
     assert out["provider"] == "CPUExecutionProvider"
     assert out["dataset"] == "toy"
+    assert out["labels_without_data"] == ("neutral",)
+
+
+def test_foreign_labels_are_refused_before_predicting() -> None:
+    model = KeywordModel()
+    data = Dataset(("good", "bad", "so-so"), ("sports", "politics", "positive"), name="news.csv")
+    with pytest.raises(LabelMismatch) as caught:
+        evaluate(model, data)
+    message = str(caught.value)
+    assert "politics, sports" in message  # the foreign ones
+    assert "Data labels: politics, positive, sports" in message
+    assert "model labels: negative, positive, neutral" in message
+    assert model.batches == []  # nothing ran: no score of 0 that reads as "stale"
 
 
 def test_real_classifier_on_the_validation_split(tiny_artefact: Path) -> None:

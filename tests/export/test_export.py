@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from clfserve.evaluation.datasets import load_dataset, load_split
 from clfserve.export.artefact import export_artefact
 from clfserve.export.checkpoint import load_model
 from clfserve.export.config import ExportConfig
 from clfserve.export.errors import CheckpointError, ValidationFailed
 from clfserve.export.validate import parity
 from clfserve.runtime.classifier import Classifier
-from clfserve.evaluation.datasets import load_split
 from clfserve.runtime.manifest import Manifest
 
 TEXTS = [
@@ -32,7 +32,14 @@ def test_artefact_folder_holds_the_contract(tiny_artefact: Path) -> None:
         "model.int8.onnx",
         "model.onnx",
         "tokenizer.json",
+        "validation.jsonl",
     ]
+    assert manifest.validation_data is not None
+    assert manifest.validation_data.file == "validation.jsonl"
+    carried = load_dataset(str(tiny_artefact / "validation.jsonl"))
+    scored = load_split("rotten_tomatoes", "validation").subset(range(256))
+    assert (carried.texts, carried.labels) == (scored.texts, scored.labels)  # what export scored
+    assert manifest.validation["variants"]["fp32"]["n_samples"] == 256
     assert manifest.labels == ("negative", "positive")
     assert manifest.max_length == 64
     assert manifest.inputs == ("input_ids", "attention_mask", "token_type_ids")

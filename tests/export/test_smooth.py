@@ -9,12 +9,12 @@ import onnx
 import onnxruntime as ort
 import pytest
 
+from clfserve.evaluation.datasets import load_split
 from clfserve.export.artefact import export_artefact
 from clfserve.export.config import ExportConfig
 from clfserve.export.errors import ExportError
 from clfserve.export.feeds import text_feeds
 from clfserve.export.smooth import SUFFIX, activation_peaks, smooth_model
-from clfserve.evaluation.datasets import load_split
 from clfserve.runtime.manifest import Manifest
 
 TEXTS = list(load_split("rotten_tomatoes", "train").texts[:96])

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from clfserve.evaluation.datasets import DatasetError
 from clfserve.export.checkpoint import TRAINING_FILE, labels_of, load_model
 from clfserve.export.config import TrainConfig
 from clfserve.export.errors import CheckpointError
 from clfserve.export.train import native_bf16, train, use_bf16
-from clfserve.evaluation.datasets import DatasetError
 
 
 @pytest.fixture

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from clfserve.export.errors import RegistryError
-from clfserve.export.registry import (
+from clfserve.registry import (
+    RegistryError,
     default_home,
     has_alias,
     register_artefact,
-    resolve_model_uri,
+    resolve_model,
     tracking_uri,
 )
 from clfserve.runtime.classifier import Classifier
@@ -31,7 +31,7 @@ def test_register_and_load_back_by_alias(tiny_artefact: Path, mlflow_tracking: s
     assert _register(tiny_artefact) == "1"
     assert has_alias(NAME, "champion")
 
-    resolved = resolve_model_uri(f"models:/{NAME}@champion")
+    resolved = resolve_model(f"models:/{NAME}@champion")
     assert (resolved.name, resolved.version) == (NAME, "1")
     assert resolved.path != tiny_artefact
     texts = ["a fine film", "a dreadful bore"]
@@ -45,12 +45,12 @@ def test_register_and_load_back_by_alias(tiny_artefact: Path, mlflow_tracking: s
 def test_alias_moves_to_the_newest_version(tiny_artefact: Path, mlflow_tracking: str) -> None:
     _register(tiny_artefact)
     assert _register(tiny_artefact) == "2"
-    assert resolve_model_uri(f"models:/{NAME}@champion").version == "2"
-    assert resolve_model_uri(f"models:/{NAME}/1").version == "1"
+    assert resolve_model(f"models:/{NAME}@champion").version == "2"
+    assert resolve_model(f"models:/{NAME}/1").version == "1"
 
 
 def test_local_folder_resolves_to_itself(tiny_artefact: Path) -> None:
-    resolved = resolve_model_uri(str(tiny_artefact))
+    resolved = resolve_model(str(tiny_artefact))
     assert resolved.path == tiny_artefact
     assert resolved.version is None
 
@@ -66,7 +66,7 @@ def test_local_folder_resolves_to_itself(tiny_artefact: Path) -> None:
 )
 def test_unknown_models_raise_registry_error(mlflow_tracking: str, uri: str, message: str) -> None:
     with pytest.raises(RegistryError, match=message):
-        resolve_model_uri(uri)
+        resolve_model(uri)
 
 
 def test_unreachable_server_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -74,7 +74,7 @@ def test_unreachable_server_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) 
     with pytest.raises(RegistryError, match=r"http://127\.0\.0\.1:9 is unreachable"):
         has_alias(NAME, "champion")
     with pytest.raises(RegistryError, match="unreachable"):
-        resolve_model_uri(f"models:/{NAME}@champion")
+        resolve_model(f"models:/{NAME}@champion")
 
 
 def test_tracking_uri_defaults_to_sqlite_in_home(

@@ -124,6 +124,13 @@ def test_garbage_model_with_matching_checksum_is_named(artefact_copy: Path) -> N
         Classifier.load(artefact_copy, variant="fp32")
 
 
+def test_tampered_validation_data_fails_its_checksum(artefact_copy: Path) -> None:
+    path = artefact_copy / "validation.jsonl"
+    path.write_text(path.read_text().replace('"negative"', '"positive"', 1))
+    with pytest.raises(ModelLoadError, match=r"validation\.jsonl: checksum mismatch"):
+        Classifier.load(artefact_copy, device="cpu")
+
+
 def test_garbage_tokenizer_is_named(artefact_copy: Path) -> None:
     (artefact_copy / "tokenizer.json").write_text("{}")
     raw = json.loads((artefact_copy / "manifest.json").read_text())

@@ -1,4 +1,4 @@
-"""Service-only fixtures: apps around a fake predictor (see `service_fakes`)."""
+"""Service-only fixtures: apps around a fake model (see `service_fakes`)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from collections.abc import Iterator
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
-from service_fakes import AppFactory, FakePredictor, loader_for, ready_client
+from service_fakes import AppFactory, FakePredictor, loader_for, quiet, ready_client
 
-from clfserve.service import Settings, create_app
-from clfserve.service.predictor import Predictor
+from clfserve.service import create_app
+from clfserve.service.model_state import Model
 
 
 @pytest.fixture
@@ -26,11 +26,11 @@ def fake() -> FakePredictor:
 
 @pytest.fixture
 def make_app(fake: FakePredictor) -> AppFactory:
-    """``make_app(**settings_changes)``: an app serving ``fake`` with throttling off."""
+    """``make_app(model=None, **settings_changes)``: an app serving ``fake`` (or ``model``)
+    with throttling and the staleness monitor off unless ``changes`` say otherwise."""
 
-    def build(predictor: Predictor | None = None, **changes: object) -> Litestar:
-        settings = Settings().replace(**{"rate_limit": None, **changes})
-        return create_app(settings, loader=loader_for(predictor or fake))
+    def build(model: Model | None = None, **changes: object) -> Litestar:
+        return create_app(quiet(**changes), loader=loader_for(model or fake))
 
     return build
 

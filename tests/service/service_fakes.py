@@ -1,4 +1,4 @@
-"""Test helpers of the service: a fake predictor at the runtime seam, ready test clients."""
+"""Test helpers of the service: a fake model at the runtime seam, ready test clients."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from clfserve.runtime import InvalidInput, ModelInfo, Prediction
-from clfserve.service import Settings
-from clfserve.service.predictor import Predictor
+from clfserve.runtime import Encoded, InvalidInput, ModelInfo, Prediction
+from clfserve.runtime.inputs import Rows, plan_chunks
+from clfserve.service import Settings, StalenessSettings
+from clfserve.service.gateway import WARMUP_TEXTS
+from clfserve.service.model_state import Model
 
 LABELS = ("negative", "positive")
 
@@ -39,26 +41,78 @@ def fake_prediction(text: str) -> Prediction:
     return Prediction(label, scores[label], scores, truncated=len(text) > 200, n_tokens=len(text))
 
 
+@dataclass(frozen=True)
+class FakeEncoded(Encoded):
+    """`Encoded` that remembers its texts, so `FakePredictor.predict_rows` can answer them."""
+
+    texts: tuple[str, ...] = ()
+
+
 @dataclass
 class FakePredictor:
-    """Records every call; optional ``gate`` blocks calls until set (to build up a queue)."""
+    """A `Model`: one "token" per character, `fake_prediction` answers.
+
+    ``calls`` records the texts of every model call (`predict_rows`, which `predict` runs per
+    length-sorted chunk, as the runtime does); the gateway's warm-up goes to ``warmups``
+    instead, and every `encode` to ``encodes``. An optional ``gate`` blocks model calls until
+    set (to build up a queue); ``fail_on`` makes a call holding that text raise `InvalidInput`.
+    """
 
     info: ModelInfo = field(default_factory=fake_info)
+    batch_size: int = 8
     calls: list[list[str]] = field(default_factory=list)
+    warmups: list[list[str]] = field(default_factory=list)
+    encodes: list[list[str]] = field(default_factory=list)
     gate: threading.Event | None = None
     fail_on: str | None = None
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        if tuple(texts) == WARMUP_TEXTS:
+            self.warmups.append(list(texts))
+            return [fake_prediction(text) for text in texts]
+        encoded = self._encode(texts)
+        answers: dict[int, Prediction] = {}
+        for rows in self.plan(encoded):
+            answers.update(zip(rows.tolist(), self.predict_rows(encoded, rows), strict=True))
+        return [answers[i] for i in range(len(texts))]
+
+    def encode(self, texts: Sequence[str]) -> Encoded:
+        self.encodes.append(list(texts))
+        return self._encode(texts)
+
+    def plan(self, encoded: Encoded) -> list[Rows]:
+        return list(plan_chunks(encoded.lengths, self.batch_size))
+
+    def predict_rows(self, encoded: Encoded, rows: Rows) -> list[Prediction]:
+        assert isinstance(encoded, FakeEncoded)
+        assert len(rows) <= self.batch_size, f"{len(rows)} rows > batch size {self.batch_size}"
+        texts = [encoded.texts[i] for i in rows.tolist()]
         if self.gate is not None:
             self.gate.wait(timeout=10)
-        self.calls.append(list(texts))
+        self.calls.append(texts)
         if self.fail_on is not None and self.fail_on in texts:
             raise InvalidInput(f"cannot classify {self.fail_on!r}")
         return [fake_prediction(text) for text in texts]
 
+    @staticmethod
+    def _encode(texts: Sequence[str]) -> FakeEncoded:
+        return FakeEncoded(
+            ids=[[0] * max(1, len(text)) for text in texts],
+            type_ids=[[0] * max(1, len(text)) for text in texts],
+            truncated=[len(text) > 200 for text in texts],
+            texts=tuple(texts),
+        )
 
-def loader_for(predictor: Predictor) -> Callable[[Settings], Predictor]:
-    return lambda _settings: predictor
+
+def loader_for(model: Model) -> Callable[[Settings], Model]:
+    return lambda _settings: model
+
+
+def quiet(**changes: object) -> Settings:
+    """Settings for a test app: throttling and the staleness monitor off unless ``changes``
+    (validated) say otherwise."""
+    defaults = {"rate_limit": None, "staleness": StalenessSettings().replace(enabled=False)}
+    return Settings().replace(**{**defaults, **changes})
 
 
 AppFactory = Callable[..., Litestar]

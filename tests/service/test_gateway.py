@@ -1,0 +1,295 @@
+"""`InferenceGateway`: the one path to the model; call slots let requests before evaluations,
+the row budget is the model's batch size, and one request is answered wholly by one model."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+
+import pytest
+from service_fakes import FakePredictor, fake_info, fake_prediction
+
+from clfserve.service.errors import ModelUnavailable
+from clfserve.service.gateway import WARMUP_TEXTS, CallSlots, InferenceGateway, Priority
+from clfserve.service.metrics import ServiceMetrics
+from clfserve.service.model_state import ModelState, ModelStatus
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
+
+
+async def settle() -> None:
+    """Let every ready task run up to its next wait."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+# -- CallSlots ------------------------------------------------------------------------------
+
+
+async def test_a_background_waiter_queued_first_gets_the_slot_after_an_interactive_one() -> None:
+    slots = CallSlots(1)
+    await slots.acquire(Priority.INTERACTIVE)  # the slot is taken
+    order: list[str] = []
+
+    async def wait(name: str, priority: Priority) -> None:
+        await slots.acquire(priority)
+        order.append(name)
+
+    background = asyncio.create_task(wait("background", Priority.BACKGROUND))
+    await settle()
+    interactive = asyncio.create_task(wait("interactive", Priority.INTERACTIVE))
+    await settle()
+    assert order == []
+    slots.release()
+    await settle()
+    assert order == ["interactive"]
+    assert slots.in_use == 1
+    slots.release()
+    await asyncio.wait_for(asyncio.gather(background, interactive), timeout=10)
+    assert order == ["interactive", "background"]
+    slots.release()
+    assert slots.in_use == 0
+
+
+async def test_waiters_of_one_priority_go_in_arrival_order() -> None:
+    slots = CallSlots(1)
+    await slots.acquire(Priority.BACKGROUND)
+    order: list[int] = []
+
+    async def wait(n: int) -> None:
+        await slots.acquire(Priority.BACKGROUND)
+        order.append(n)
+        slots.release()
+
+    tasks = []
+    for n in range(4):
+        tasks.append(asyncio.create_task(wait(n)))
+        await settle()
+    slots.release()
+    await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
+    assert order == [0, 1, 2, 3]
+    assert slots.in_use == 0
+
+
+async def test_size_slots_are_taken_without_waiting_and_the_next_waits() -> None:
+    slots = CallSlots(2)
+    await asyncio.wait_for(slots.acquire(Priority.BACKGROUND), timeout=1)
+    await asyncio.wait_for(slots.acquire(Priority.BACKGROUND), timeout=1)
+    assert slots.in_use == 2
+    third = asyncio.create_task(slots.acquire(Priority.INTERACTIVE))
+    await settle()
+    assert not third.done()
+    slots.release()
+    await asyncio.wait_for(third, timeout=10)
+    assert slots.in_use == 2
+
+
+async def test_a_cancelled_waiter_does_not_take_a_slot_with_it() -> None:
+    slots = CallSlots(1)
+    await slots.acquire(Priority.INTERACTIVE)
+    gone = asyncio.create_task(slots.acquire(Priority.INTERACTIVE))
+    await settle()
+    gone.cancel()
+    await settle()
+    slots.release()
+    assert slots.in_use == 0
+    await asyncio.wait_for(slots.acquire(Priority.BACKGROUND), timeout=1)
+    assert slots.in_use == 1
+
+
+async def test_a_waiter_cancelled_just_as_it_was_handed_the_slot_passes_it_on() -> None:
+    slots = CallSlots(1)
+    await slots.acquire(Priority.INTERACTIVE)
+    first = asyncio.create_task(slots.acquire(Priority.INTERACTIVE))
+    await settle()
+    second = asyncio.create_task(slots.acquire(Priority.INTERACTIVE))
+    await settle()
+    slots.release()  # hands the slot to `first`, which has not resumed yet
+    first.cancel()
+    await settle()
+    assert first.cancelled()
+    await asyncio.wait_for(second, timeout=10)  # the slot moved on instead of leaking
+    slots.release()
+    assert slots.in_use == 0
+
+
+# -- the gateway ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def gateways() -> AsyncIterator[list[InferenceGateway]]:
+    made: list[InferenceGateway] = []
+    yield made
+    for gateway in made:
+        await gateway.stop()
+
+
+async def start(
+    made: list[InferenceGateway],
+    model: FakePredictor | None,
+    metrics: ServiceMetrics | None = None,
+    **options: object,
+) -> InferenceGateway:
+    metrics = metrics or ServiceMetrics()
+    gateway = InferenceGateway(ModelState(uri="fake"), metrics, **options)  # type: ignore[arg-type]
+    await gateway.start()
+    made.append(gateway)
+    if model is not None:
+        gateway.state.ready(model)
+    return gateway
+
+
+async def test_no_model_or_no_pool_is_unavailable(gateways: list[InferenceGateway]) -> None:
+    gateway = await start(gateways, None)
+    assert gateway.row_budget() == 1
+    with pytest.raises(ModelUnavailable, match="loading"):
+        gateway.current()
+    with pytest.raises(ModelUnavailable, match="loading"):
+        await gateway.predict_texts(["x"])
+    stopped = InferenceGateway(ModelState(uri="fake"), ServiceMetrics(), microbatch=False)
+    stopped.state.ready(FakePredictor())
+    assert stopped.running is False
+    with pytest.raises(ModelUnavailable, match="not running"):
+        await stopped.predict_texts(["x"])
+    with pytest.raises(ModelUnavailable, match="not running"):
+        await stopped.predict("x")
+
+
+async def test_serve_warms_the_model_up_before_anyone_gets_it(
+    gateways: list[InferenceGateway],
+) -> None:
+    gate = threading.Event()
+    model = FakePredictor(batch_size=4)
+    original = model.predict
+
+    def slow_warmup(texts: list[str]) -> list[object]:
+        gate.wait(timeout=10)
+        return original(texts)  # type: ignore[return-value]
+
+    model.predict = slow_warmup  # type: ignore[assignment,method-assign]
+    gateway = await start(gateways, None)
+    serving = asyncio.create_task(gateway.serve(model))
+    await asyncio.sleep(0.05)
+    assert gateway.state.status is ModelStatus.LOADING
+    with pytest.raises(ModelUnavailable):
+        gateway.current()
+    gate.set()
+    await asyncio.wait_for(serving, timeout=10)
+    assert gateway.state.status is ModelStatus.READY
+    assert gateway.current() == model.info
+    assert gateway.row_budget() == 4
+    assert model.warmups == [list(WARMUP_TEXTS)]
+
+
+async def test_a_failing_warm_up_leaves_the_model_unserved(
+    gateways: list[InferenceGateway],
+) -> None:
+    model = FakePredictor()
+
+    def broken(texts: list[str]) -> list[object]:
+        raise RuntimeError("warm-up crashed")
+
+    model.predict = broken  # type: ignore[assignment,method-assign]
+    gateway = await start(gateways, None)
+    with pytest.raises(RuntimeError, match="warm-up crashed"):
+        await gateway.serve(model)
+    assert gateway.state.model is None
+    assert gateway.busy() is False  # the slot came back
+
+
+async def test_up_to_the_row_budget_is_one_model_call(gateways: list[InferenceGateway]) -> None:
+    model = FakePredictor(batch_size=3)
+    gateway = await start(gateways, model)
+    texts = ["ccc", "a", "bb", "a"]
+    info, predictions = await gateway.predict_texts(texts)
+    assert info == model.info
+    assert predictions == [fake_prediction(t) for t in texts]
+    assert model.encodes == []  # `predict` did it all
+    assert model.calls == [["a", "bb", "ccc"]]
+
+
+async def test_over_the_row_budget_is_encoded_once_and_planned_into_chunks(
+    gateways: list[InferenceGateway],
+) -> None:
+    model, metrics = FakePredictor(batch_size=3), ServiceMetrics()
+    gateway = await start(gateways, model, metrics)
+    texts = ["dddd", "a", "ccc", "bb", "a", "eeeee"]
+    info, predictions = await gateway.predict_texts(texts, kind="evaluation")
+    assert info == model.info
+    assert predictions == [fake_prediction(t) for t in texts]
+    assert model.encodes == [["dddd", "a", "ccc", "bb", "eeeee"]]
+    assert model.calls == [["a", "bb", "ccc"], ["dddd", "eeeee"]]
+    lines = set(metrics.render().decode().splitlines())
+    assert 'clfserve_inference_seconds_count{kind="encode"} 1.0' in lines
+    assert 'clfserve_inference_seconds_count{kind="evaluation"} 2.0' in lines
+
+
+async def test_busy_while_a_model_call_runs(gateways: list[InferenceGateway]) -> None:
+    gate = threading.Event()
+    gateway = await start(gateways, FakePredictor(gate=gate), microbatch=False)
+    assert gateway.busy() is False
+    call = asyncio.create_task(gateway.predict("x"))
+    await asyncio.sleep(0.05)
+    assert gateway.busy() is True
+    gate.set()
+    await asyncio.wait_for(call, timeout=10)
+    await settle()
+    assert gateway.busy() is False
+
+
+async def test_requests_go_before_a_waiting_evaluation(gateways: list[InferenceGateway]) -> None:
+    """An evaluation queued first still lets a later request in ahead of it."""
+    gate = threading.Event()
+    model = FakePredictor(gate=gate, batch_size=2)
+    gateway = await start(gateways, model, microbatch=False)
+    blocker = asyncio.create_task(gateway.predict_texts(["blocker"]))
+    await asyncio.sleep(0.05)  # holds the only slot, blocked on the gate
+    evaluation = asyncio.create_task(
+        gateway.predict_texts(["e1", "e22"], Priority.BACKGROUND, kind="evaluation")
+    )
+    await asyncio.sleep(0.05)  # waiting for the slot, queued first
+    request = asyncio.create_task(gateway.predict_texts(["request"]))
+    await asyncio.sleep(0.05)
+    gate.set()
+    await asyncio.wait_for(asyncio.gather(blocker, evaluation, request), timeout=10)
+    assert model.calls == [["blocker"], ["request"], ["e1", "e22"]]
+
+
+async def test_a_request_waits_for_at_most_one_chunk_of_an_evaluation(
+    gateways: list[InferenceGateway],
+) -> None:
+    gate = threading.Event()
+    model = FakePredictor(gate=gate, batch_size=2)
+    gateway = await start(gateways, model, microbatch=False)
+    texts = [f"e{i}" * (i + 1) for i in range(6)]
+    evaluation = asyncio.create_task(
+        gateway.predict_texts(texts, Priority.BACKGROUND, kind="evaluation")
+    )
+    await asyncio.sleep(0.05)  # its first chunk is running, blocked on the gate
+    request = asyncio.create_task(gateway.predict_texts(["request"]))
+    await asyncio.sleep(0.05)
+    gate.set()
+    _, predictions = await asyncio.wait_for(evaluation, timeout=10)
+    await asyncio.wait_for(request, timeout=10)
+    assert predictions == [fake_prediction(t) for t in texts]
+    assert model.calls == [texts[0:2], ["request"], texts[2:4], texts[4:6]]
+
+
+async def test_one_request_is_answered_by_one_model(gateways: list[InferenceGateway]) -> None:
+    """A model swapped in while a long request runs serves the next request, not its rest."""
+    gate = threading.Event()
+    old = FakePredictor(gate=gate, batch_size=1, info=fake_info("v1", checksum="aaa"))
+    new = FakePredictor(batch_size=1, info=fake_info("v2", checksum="bbb"))
+    gateway = await start(gateways, old, microbatch=False)
+    running = asyncio.create_task(gateway.predict_texts(["a", "bb", "ccc"]))
+    await asyncio.sleep(0.05)  # the first chunk is running on `old`
+    gateway.state.ready(new)
+    gate.set()
+    info, predictions = await asyncio.wait_for(running, timeout=10)
+    assert info.version == "v1"
+    assert old.calls == [["a"], ["bb"], ["ccc"]]
+    assert new.calls == []
+    info, _ = await gateway.predict_texts(["d"])
+    assert info.version == "v2"
+    assert new.calls == [["d"]]

@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 HOST ?= 0.0.0.0
 PORT ?= 5000
+MLFLOW_PORT ?= 5001
 # Exactly one ONNX Runtime: the GPU build where an NVIDIA GPU answers, the CPU build otherwise.
 ORT ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 ORT_OTHER := $(if $(filter gpu,$(ORT)),onnxruntime,onnxruntime-gpu)
@@ -56,8 +57,8 @@ bench-compare: model ## rerun the runtime benchmarks and fail if a median regres
 bench-http: model ## HTTP load benchmark against a real `clfserve serve` on 127.0.0.1
 	$(PY) benchmarks/http/run.py
 
-mlflow-ui: $(STAMP) ## open the MLflow UI on the project registry at http://127.0.0.1:5001
-	$(VENV)/bin/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$${CLFSERVE_HOME:-.clfserve}/mlflow.db}" --port 5001
+mlflow-ui: $(STAMP) ## open the MLflow UI on the project registry at 127.0.0.1:$(MLFLOW_PORT)
+	$(VENV)/bin/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$${CLFSERVE_HOME:-.clfserve}/mlflow.db}" --port $(MLFLOW_PORT)
 
 clean: ## remove the virtual environment and caches (keeps the registry)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

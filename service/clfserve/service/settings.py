@@ -24,6 +24,7 @@ from clfserve.service.envsettings import (
     describe,
     group,
     load,
+    markdown_table,
     optional,
     parse_bool,
     parse_duration,
@@ -212,3 +213,9 @@ def describe_env() -> str:
         + "\n\n"
         + describe(StalenessSettings, "staleness monitor environment:")
     )
+
+
+def markdown_tables() -> str:
+    """The README's two settings tables, derived from the declarations (a test compares them)."""
+    return f"{markdown_table(Settings)}\n\n{markdown_table(StalenessSettings)}\n"
+

@@ -132,7 +132,7 @@ def summarize(
 
     lines += [
         "",
-        "## Targets (issue 6), real Rotten Tomatoes reviews, same run",
+        "## Targets, real Rotten Tomatoes reviews, same run",
         "",
         "| target | measured | goal | verdict |",
         "|---|---:|---:|---|",

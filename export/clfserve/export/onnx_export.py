@@ -1,8 +1,9 @@
 """PyTorch checkpoint -> fp32 ONNX graph with dynamic batch and sequence axes, via optimum-onnx.
 
 optimum-onnx's `export` runs the legacy TorchScript exporter (`torch.onnx.export`, dynamo off),
-the path shared/STACK.md found exact (~1e-6) and fully fusable by ORT's BERT optimizer. The model
-is loaded with eager attention because the SDPA path traces into a graph ORT fuses less well.
+the path measured exact (~1e-6 max logit difference) and fully fusable by ORT's BERT optimizer.
+The model is loaded with eager attention because the SDPA path traces into a graph ORT fuses less
+well.
 We call `export` with our own model instance rather than `main_export` so the exact weights that
 are validated against PyTorch are the ones converted, and no hub lookups can happen.
 """

@@ -1,6 +1,6 @@
 """Fine-tune a Hugging Face sequence classifier on a dataset's train split (plain PyTorch loop).
 
-The loop is the recipe measured in shared/STACK.md: AdamW, linear warm-up then linear decay,
+The loop is a recipe measured on this project's data: AdamW, linear warm-up then linear decay,
 gradient clipping, and length-grouped batches (padding waste dominates CPU cost).
 """
 

@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlparse
 
 from clfserve.registry.errors import RegistryError
 from clfserve.registry.home import artefact_store, models_cache, tracking_uri
+from clfserve.registry.relocation import adopt_moved_home
 from clfserve.registry.uri import is_registry_uri, parse_model_uri
 
 if TYPE_CHECKING:
@@ -158,6 +159,7 @@ def open_client(uri: str | None = None) -> Iterator[MlflowClient]:
     target = uri or tracking_uri()
     if target.startswith("sqlite:///"):
         Path(target.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        adopt_moved_home(target)
     client = MlflowClient(tracking_uri=target, registry_uri=target)
     try:
         yield client

@@ -99,12 +99,21 @@ def _decode(decoder: msgspec.json.Decoder[Any], body: bytes, example: str) -> An
         raise BadRequest(f"request body is empty; expected JSON like {example}")
     try:
         return decoder.decode(body)
-    except UnicodeDecodeError as exc:
-        raise BadRequest(f"request body is not valid UTF-8 (byte {exc.start})") from None
     except msgspec.ValidationError as exc:
         raise InvalidRequest(f"invalid request: {exc}; expected JSON like {example}") from None
-    except msgspec.DecodeError as exc:
+    except (UnicodeDecodeError, msgspec.DecodeError) as exc:
+        _raise_if_not_utf8(body)  # msgspec counts bytes from the string it was decoding
         raise BadRequest(f"malformed JSON: {exc}") from None
+
+
+def _raise_if_not_utf8(body: bytes) -> None:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(
+            f"request body is not valid UTF-8 (byte {exc.start} of the body: "
+            f"0x{body[exc.start]:02x})"
+        ) from None
 
 
 def check_text(text: str, limits: Limits, where: str) -> str:

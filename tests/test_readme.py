@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from clfserve.service.envsettings import markdown_table
@@ -15,3 +16,108 @@ def test_settings_tables_match_the_declarations() -> None:
     text = README.read_text(encoding="utf-8")
     for cls in (Settings, StalenessSettings):
         assert markdown_table(cls) in text, f"README table of {cls.__name__} is out of date"
+
+
+# -- examples that come from real output: run them on the tiny model, compare shapes ------------
+
+
+def _block_after(marker: str, fence: str) -> list[str]:
+    """The lines of the first ``fence`` code block that follows ``marker`` in the README."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index(fence, text.index(marker)) + len(fence)
+    return text[start : text.index("```", start)].strip("\n").splitlines()
+
+
+def _shape(value: object) -> object:
+    """Keys and value types, recursively: what a client parsing the example relies on."""
+    if isinstance(value, dict):
+        return {key: _shape(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_shape(value[0])] if value else []
+    if isinstance(value, bool) or value is None:
+        return type(value).__name__
+    return "number" if isinstance(value, int | float) else type(value).__name__
+
+
+def test_runtime_example_runs_and_its_comments_hold(tiny_artefact: Path) -> None:
+    import re
+
+    lines = _block_after("## Runtime: `clfserve.runtime`", "```python")
+    code = "\n".join(lines).replace(".clfserve/artefacts/clfserve-sentiment", str(tiny_artefact))
+    namespace: dict[str, object] = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # the snippet as a user pastes it
+    clf = namespace["clf"]
+    info_line = next(line for line in lines if line.startswith("clf.info.providers"))
+    claimed_info = info_line.split("# ", 1)[1]
+    assert repr(eval(info_line.split("#")[0], namespace)) == f"({claimed_info})"
+    predict_line = next(line for line in lines if line.startswith("clf.predict("))
+    first = eval(predict_line, namespace)[0]
+    claimed = next(line for line in lines if line.startswith("# [Prediction("))
+    fields = re.findall(r"(\w+)=", claimed)
+    assert fields == ["label", "score", "scores", "truncated", "n_tokens"]
+    assert [f for f in type(first).__dataclass_fields__] == fields
+    # n_tokens and truncated come from the tokenizer, which the tiny model shares.
+    assert f"n_tokens={first.n_tokens}" in claimed
+    assert f"truncated={first.truncated}" in claimed
+    assert clf is not None
+
+
+def test_predict_example_has_the_shape_the_service_answers() -> None:
+    import json
+
+    from litestar.testing import TestClient
+
+    lines = _block_after("make test    # fresh machine", "```bash")
+    example = json.loads(" ".join(line.lstrip("# ") for line in lines if line.startswith("#")))
+    from clfserve.service import Settings, create_app
+    from clfserve.service.staleness.settings import StalenessSettings
+
+    sys.path.insert(0, str(Path(__file__).parent / "service"))
+    from service_fakes import FakePredictor, loader_for, ready_client
+
+    settings = Settings().replace(
+        rate_limit=None, staleness=StalenessSettings().replace(enabled=False)
+    )
+    client: TestClient[object] = ready_client(
+        create_app(settings, loader=loader_for(FakePredictor()))
+    )
+    try:
+        answer = client.post("/predict", json={"text": "a gorgeous, witty, seductive movie"})
+    finally:
+        client.__exit__(None, None, None)
+    assert answer.status_code == 200
+    actual = answer.json()
+    actual["scores"] = dict(example["scores"])  # the fake model's labels are the same two
+    assert _shape(example) == _shape(actual)
+
+
+def test_staleness_example_has_the_shape_of_a_real_evaluation(tiny_artefact: Path) -> None:
+    import json
+
+    from litestar.testing import TestClient
+
+    from clfserve.service import Settings, create_app
+    from clfserve.service.staleness.settings import StalenessSettings
+
+    example = json.loads("\n".join(_block_after("One evaluation of the default model", "```json")))
+    settings = Settings().replace(
+        model_uri=str(tiny_artefact),
+        rate_limit=None,
+        threads=1,
+        staleness=StalenessSettings().replace(
+            admin_token="t", initial_delay_s=None, tracking="off"
+        ),
+    )
+    sys.path.insert(0, str(Path(__file__).parent / "service"))
+    from service_fakes import ready_client
+
+    client: TestClient[object] = ready_client(create_app(settings))
+    try:
+        body = client.post("/admin/evaluate", headers={"Authorization": "Bearer t"}).json()
+    finally:
+        client.__exit__(None, None, None)
+    assert body["status"] in ("healthy", "stale"), body
+    shown = {key: body[key] for key in example}  # the README trims some keys
+    # MLflow logging is off here; the example shows a logged run's extra fields.
+    assert set(shown.pop("tracking")) <= set(example.pop("tracking"))
+    assert _shape(example) == _shape(shown)

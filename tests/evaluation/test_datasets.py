@@ -35,7 +35,7 @@ def rotten() -> Dataset:
 def test_rotten_tomatoes_keeps_reviews_only_and_drops_duplicates(rotten: Dataset) -> None:
     assert set(rotten.labels) == {"negative", "positive"}
     assert len(set(rotten.texts)) == len(rotten.texts)
-    # 12,752 unique fresh/rotten snippets (shared/STACK.md); 'plot' synopses are gone.
+    # 12,752 unique fresh/rotten snippets; 'plot' synopses are gone.
     assert len(rotten) == 12752
     assert Counter(rotten.labels)["positive"] == 7368
 

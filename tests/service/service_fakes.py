@@ -65,6 +65,11 @@ class FakePredictor:
     encodes: list[list[str]] = field(default_factory=list)
     gate: threading.Event | None = None
     fail_on: str | None = None
+    mismatches: list[str] = field(default_factory=list)
+    """What `check_references` reports (a model that answers differently from its export)."""
+
+    def check_references(self) -> list[str]:
+        return list(self.mismatches)
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         if tuple(texts) == WARMUP_TEXTS:

@@ -288,6 +288,7 @@ async def test_one_request_is_answered_by_one_model(gateways: list[InferenceGate
     gate.set()
     info, predictions = await asyncio.wait_for(running, timeout=10)
     assert info.version == "v1"
+    assert predictions == [fake_prediction(t) for t in ("a", "bb", "ccc")]
     assert old.calls == [["a"], ["bb"], ["ccc"]]
     assert new.calls == []
     info, _ = await gateway.predict_texts(["d"])

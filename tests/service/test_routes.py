@@ -45,7 +45,8 @@ def test_the_model_is_warmed_up_through_the_gateway_before_it_is_ready(
     assert fake.warmups == [list(WARMUP_TEXTS)]
     assert fake.calls == []
     lines = set(client.get("/metrics").text.splitlines())
-    assert 'clfserve_inference_seconds_count{kind="warmup"} 1.0' in lines
+    # Two calls: the warm-up texts, then the reference answers recorded at export.
+    assert 'clfserve_inference_seconds_count{kind="warmup"} 2.0' in lines
 
 
 def test_repeat_is_served_from_the_cache(client: TestClient[Litestar], fake: FakePredictor) -> None:
@@ -346,3 +347,17 @@ def test_with_several_workers_startup_waits_for_the_model() -> None:
     with TestClient(app) as client:  # entering runs the lifespan startup
         assert loaded.is_set()
         assert client.get("/health/ready").status_code == 200
+
+
+def test_a_model_that_does_not_reproduce_its_references_never_serves(
+    make_app: AppFactory,
+) -> None:
+    fake = FakePredictor(mismatches=["'a fine film': expected positive, got negative"])
+    with TestClient(make_app(fake)) as client:
+        assert wait_until_settled(client) == "failed"
+        answer = client.post("/predict", json={"text": "a fine film"})
+        detail = client.get("/model").json()["detail"]
+    assert answer.status_code == 503
+    assert "does not reproduce its reference answers" in detail
+    assert "expected positive, got negative" in detail
+    assert fake.calls == []

@@ -13,7 +13,7 @@ import pytest
 
 from clfserve.cli import build_parser
 from clfserve.cli import serve as cli
-from clfserve.service.envsettings import declared
+from clfserve.service.envsettings import declared, options
 from clfserve.service.settings import RateLimit, Settings
 from clfserve.service.staleness.settings import StalenessSettings
 
@@ -55,18 +55,12 @@ def test_building_the_parser_imports_no_server_framework(code: str) -> None:
     assert heavy_modules_after(code, heavy) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: clfserve.cli (and clfserve.service.settings, through "
-    "clfserve.registry.errors) import clfserve.runtime.errors, whose package __init__ imports "
-    "the Classifier and with it onnxruntime, tokenizers and numpy",
-)
 def test_building_the_serve_parser_does_not_load_the_runtime() -> None:
     assert heavy_modules_after(BUILD_SERVE_PARSER, {"onnxruntime", "tokenizers"}) == []
 
 
 def test_options_derive_from_the_declarations() -> None:
-    assert {item.var.option for item in cli.options(Settings)} == set(OPTIONS)
+    assert {item.var.option for item in options(Settings)} == set(OPTIONS)
 
 
 def test_help_lists_every_variable_and_option(capsys: pytest.CaptureFixture[str]) -> None:
@@ -99,13 +93,13 @@ def test_options_override_the_environment() -> None:
 
 def test_worker_processes_get_the_settings_as_parsed() -> None:
     """With --workers N the parsed settings (options included) reach every worker as they are."""
+    import base64
+    import pickle
+
     from clfserve.service.app import handoff
 
     env = {"CLFSERVE_STALENESS_THRESHOLD": "0.9"}
     settings = cli.settings_from(parse("--workers", "3", "--port", "7001"), env)
-    import base64
-    import pickle
-
     handed = pickle.loads(base64.b64decode(handoff(settings)))
     assert handed == settings
     assert (handed.workers, handed.port, handed.staleness.threshold) == (3, 7001, 0.9)

@@ -9,11 +9,12 @@ import sys
 import clfserve.service as service
 
 PUBLIC = {
-    "Predictor",
+    "Model",
     "RateLimit",
     "ServiceContext",
     "Settings",
     "SettingsError",
+    "StalenessSettings",
     "create_app",
     "create_app_from_env",
 }
@@ -27,17 +28,28 @@ def test_all_is_pinned_and_every_name_resolves() -> None:
 
 def test_unknown_names_raise_attribute_error() -> None:
     assert not hasattr(service, "no_such_name")
+    assert not hasattr(service, "Predictor")  # renamed Model
 
 
-def test_importing_the_package_does_not_import_litestar_or_the_runtime() -> None:
+def imported_after_settings(heavy: set[str]) -> list[str]:
     script = (
         "import json, sys\n"
         "from clfserve.service import Settings\n"
         "Settings.from_env({})\n"
-        "heavy = {'litestar', 'onnxruntime', 'mlflow', 'uvicorn', 'tokenizers'}\n"
-        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in heavy)))\n"
+        f"heavy = {sorted(heavy)!r}\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & set(heavy))))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
     )
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+    found: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
+    return found
+
+
+def test_importing_the_package_does_not_import_litestar_or_mlflow() -> None:
+    heavy = {"litestar", "mlflow", "uvicorn", "apscheduler", "prometheus_client", "httpx"}
+    assert imported_after_settings(heavy) == []
+
+
+def test_importing_the_package_does_not_import_the_runtime() -> None:
+    assert imported_after_settings({"onnxruntime", "tokenizers"}) == []

@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from service_fakes import ready_client
+from service_fakes import quiet, ready_client
 
-from clfserve.runtime import Classifier
-from clfserve.service import Settings, create_app
-from clfserve.service.predictor import Predictor
+from clfserve.runtime import Manifest
+from clfserve.service import create_app
 from clfserve.service.staleness import StalenessSettings
 
 pytestmark = pytest.mark.slow
@@ -28,13 +27,14 @@ NEGATIVE = ["dull, tedious and far too long", "a boring mess", "the worst film o
             "lifeless and predictable", "an incoherent waste of time"]  # fmt: skip
 
 
-def validation_csv(path: Path) -> Path:
-    """40 labelled rows plus one label the model does not know (so it can never score 1.0)."""
+def validation_csv(path: Path, *extra: str) -> Path:
+    """40 labelled rows plus one text twice with opposite labels, once in capitals (the
+    tokenizer is uncased, so the model answers both alike and can never score 1.0)."""
     lines = ["text,label"]
     for i in range(4):
         lines += [f'"{t} ({i})",positive' for t in POSITIVE]
         lines += [f'"{t} ({i})",negative' for t in NEGATIVE]
-    lines.append('"it is a movie",neutral')
+    lines += ['"it is a movie",negative', '"IT IS A MOVIE",positive', *extra]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -49,16 +49,17 @@ def register(artefact: Path, tracking_uri: str) -> str:
     return str(version)
 
 
-def evaluate_once(artefact: Path, data: Path, threshold: float) -> dict[str, Any]:
-    def load(_: Settings) -> Predictor:  # the registry resolution itself is the service's
-        return Classifier.load(artefact, device="cpu", threads=1)
-
+def evaluate_once(data: Path | None, threshold: float) -> dict[str, Any]:
+    """One admin evaluation of ``models:/NAME@champion``, loaded as `clfserve serve` loads it
+    (resolved through the registry, so it is served, and tracked, as its version number)."""
     staleness = StalenessSettings().replace(
-        scheduler="off", initial_delay_s=None, validation_data=str(data), threshold=threshold,
-        admin_token=TOKEN,
+        scheduler="off", initial_delay_s=None, threshold=threshold, admin_token=TOKEN,
+        validation_data=None if data is None else str(data),
     )  # fmt: skip
-    settings = Settings().replace(rate_limit=None, model_uri=f"models:/{NAME}@champion")
-    client = ready_client(create_app(settings, loader=load, staleness=staleness))
+    settings = quiet(
+        model_uri=f"models:/{NAME}@champion", device="cpu", threads=1, staleness=staleness
+    )
+    client = ready_client(create_app(settings))
     try:
         response = client.post("/admin/evaluate", headers={"Authorization": f"Bearer {TOKEN}"})
         assert response.status_code == 200, response.text
@@ -78,11 +79,14 @@ def test_evaluations_are_logged_and_tag_the_model_version(
     version = register(tiny_artefact, mlflow_tracking)
     data = validation_csv(tmp_path / "validation.csv")
 
-    stale = evaluate_once(tiny_artefact, data, threshold=0.99)
+    stale = evaluate_once(data, threshold=0.99)
     assert (stale["status"], stale["stale"], stale["error"]) == ("stale", True, None)
-    assert stale["unknown_labels"] == {"neutral": 1}
-    assert stale["n_samples"] == 41
+    assert stale["unknown_labels"] == {}
+    assert stale["n_samples"] == 42
+    assert stale["accuracy"] < 1.0
+    assert stale["tracking"]["status"] == "logged"
     assert stale["tracking"]["registered_model"] == {"name": NAME, "version": version}
+    assert stale["model"]["version"] == version
 
     client = MlflowClient(tracking_uri=mlflow_tracking, registry_uri=mlflow_tracking)
     tags = client.get_model_version(NAME, version).tags
@@ -96,9 +100,35 @@ def test_evaluations_are_logged_and_tag_the_model_version(
     assert run.data.metrics["macro_f1"] == pytest.approx(stale["macro_f1"])
     assert run.data.metrics["accuracy"] == pytest.approx(stale["accuracy"])
     assert run.data.params["threshold"] == "0.99"
+    assert run.data.params["data_source"] == str(data)
 
-    healthy = evaluate_once(tiny_artefact, data, threshold=0.0)
+    healthy = evaluate_once(data, threshold=0.0)
     assert (healthy["status"], healthy["stale"]) == ("healthy", False)
     assert client.get_model_version(NAME, version).tags["stale"] == "false"
     runs = client.search_runs([run.info.experiment_id])
     assert sorted(r.data.tags["verdict"] for r in runs) == ["healthy", "stale"]
+
+    # Data with a label the model does not have: an error, and nothing reaches MLflow.
+    foreign = validation_csv(tmp_path / "foreign.csv", '"it is a film",neutral')
+    refused = evaluate_once(foreign, threshold=0.99)
+    assert (refused["status"], refused["verdict"]) == ("error", None)
+    assert "neutral" in refused["error"]
+    assert refused["tracking"]["status"] == "not attempted"
+    assert len(client.search_runs([run.info.experiment_id])) == 2
+    assert client.get_model_version(NAME, version).tags["stale"] == "false"
+
+
+def test_by_default_the_model_is_scored_on_its_own_validation_data(
+    tiny_artefact: Path, mlflow_tracking: str
+) -> None:
+    register(tiny_artefact, mlflow_tracking)
+    manifest = Manifest.read(tiny_artefact)
+    assert manifest.validation_data is not None
+    rows = sum(1 for line in (tiny_artefact / manifest.validation_data.file).open() if line.strip())
+
+    result = evaluate_once(None, threshold=0.0)
+    assert (result["status"], result["error"]) == ("healthy", None)
+    assert result["data"]["source"] == f"model:{manifest.validation_data.file}"
+    assert result["data"]["checksum"] == manifest.validation_data.sha256
+    assert result["data"]["rows"] == result["n_samples"] == rows
+    assert result["tracking"]["status"] == "logged"

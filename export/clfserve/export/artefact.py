@@ -26,6 +26,7 @@ from clfserve.export.smooth import smooth_model
 from clfserve.export.validate import (
     ValidationReport,
     check_parity,
+    pick_references,
     raise_on_failure,
     validate,
 )
@@ -84,7 +85,8 @@ def export_artefact(config: ExportConfig) -> ExportResult:
             manifest.write(staging)
         report = validate(staging, validation, config, parity)
         raise_on_failure(report)
-        manifest = _replace(manifest, validation=report.to_dict())
+        references = pick_references(staging, validation)
+        manifest = _replace(manifest, validation=report.to_dict(), references=references)
         manifest.write(staging)
         _move_into_place(staging, config.output)
     except BaseException:

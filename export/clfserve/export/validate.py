@@ -23,7 +23,7 @@ from clfserve.export.config import ExportConfig
 from clfserve.export.errors import ValidationFailed
 from clfserve.export.feeds import text_feeds
 from clfserve.runtime.classifier import Classifier
-from clfserve.runtime.manifest import Manifest
+from clfserve.runtime.manifest import Manifest, Reference
 from clfserve.runtime.session import CPU, create_session
 
 if TYPE_CHECKING:
@@ -144,6 +144,30 @@ def parity(model: PreTrainedModel, folder: Path, manifest: Manifest, texts: list
             return math.inf
         worst = max(worst, float(delta.max()))
     return worst
+
+
+REFERENCES_PER_LABEL = 2
+REFERENCE_POOL = 256
+"""Validation texts scored to choose references from."""
+
+
+def pick_references(folder: Path, validation: Dataset) -> tuple[Reference, ...]:
+    """For each label, the validation texts fp32 predicts correctly with the most confidence,
+    with their fp32 probabilities: what a server reproduces before a new model may answer."""
+    classifier = Classifier.load(folder, device="cpu", variant="fp32", warmup=False)
+    texts = validation.texts[:REFERENCE_POOL]
+    predictions = classifier.predict(texts)
+    chosen: list[Reference] = []
+    labels = classifier.manifest.labels
+    for label in labels:
+        correct = [
+            (prediction.score, text, prediction)
+            for text, truth, prediction in zip(texts, validation.labels, predictions, strict=False)
+            if truth == label and prediction.label == label
+        ]
+        for _, text, prediction in sorted(correct, key=lambda row: -row[0])[:REFERENCES_PER_LABEL]:
+            chosen.append(Reference(text, tuple(prediction.scores[name] for name in labels)))
+    return tuple(chosen)
 
 
 def _failures(

@@ -7,11 +7,11 @@ clfserve home keeps its registry. Importing this package loads no mlflow; functi
 
 from clfserve.registry.errors import RegistryError
 from clfserve.registry.home import default_home, tracking_uri
+from clfserve.registry.local_copies import keep_local_copy, newest_local_copy
 from clfserve.registry.store import (
     Registered,
     ResolvedModel,
     experiment_id_for,
-    has_alias,
     open_client,
     register_artefact,
     resolve_model,
@@ -24,6 +24,16 @@ from clfserve.registry.uri import (
     is_registry_uri,
     parse_model_uri,
 )
+from clfserve.registry.versions import (
+    VersionRef,
+    alias_version,
+    get_version,
+    has_alias,
+    run_metrics,
+    set_alias,
+    tag_run,
+    tag_version,
+)
 
 __all__ = [
     "DEFAULT_ALIAS",
@@ -33,13 +43,22 @@ __all__ = [
     "Registered",
     "RegistryError",
     "ResolvedModel",
+    "VersionRef",
+    "alias_version",
     "default_home",
     "experiment_id_for",
+    "get_version",
     "has_alias",
     "is_registry_uri",
+    "keep_local_copy",
+    "newest_local_copy",
     "open_client",
     "parse_model_uri",
     "register_artefact",
     "resolve_model",
+    "run_metrics",
+    "set_alias",
+    "tag_run",
+    "tag_version",
     "tracking_uri",
 ]

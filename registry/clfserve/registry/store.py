@@ -81,25 +81,11 @@ def register_artefact(
             if alias:
                 client.set_registered_model_alias(name, alias, version.version)
         except mlflow.exceptions.MlflowException as exc:
-            raise _error(exc, client, f"registering {folder} as {name!r} failed") from exc
+            raise error_for(exc, client, f"registering {folder} as {name!r} failed") from exc
     log.info("registered %s version %s (run %s)", name, version.version, run_id)
     return Registered(
         name, str(version.version), alias, run_id, f"models:/{name}/{version.version}"
     )
-
-
-def has_alias(name: str, alias: str, uri: str | None = None) -> bool:
-    """Whether registered model ``name`` has ``alias`` (False when the model does not exist)."""
-    import mlflow
-
-    with open_client(uri) as client:
-        try:
-            client.get_model_version_by_alias(name, alias)
-        except mlflow.exceptions.MlflowException as exc:
-            if _not_found(exc):
-                return False
-            raise _error(exc, client, f"cannot query {name}@{alias}") from exc
-    return True
 
 
 def resolve_model(model: str, uri: str | None = None, cache: Path | None = None) -> ResolvedModel:
@@ -128,7 +114,7 @@ def resolve_model(model: str, uri: str | None = None, cache: Path | None = None)
                 raise RegistryError(f"{model}: version {found.version} has no artefact source")
             path = _local_copy(found.source, name, str(found.version), cache)
         except mlflow.exceptions.MlflowException as exc:
-            raise _error(exc, client, model) from exc
+            raise error_for(exc, client, model) from exc
     return ResolvedModel(path=path, name=name, version=str(found.version), uri=model)
 
 
@@ -167,11 +153,11 @@ def open_client(uri: str | None = None) -> Iterator[MlflowClient]:
         raise
     except Exception as exc:
         if _is_connection_error(exc):
-            raise _error(exc, client, "") from exc
+            raise error_for(exc, client, "") from exc
         raise
 
 
-def _error(exc: Exception, client: MlflowClient, what: str) -> RegistryError:
+def error_for(exc: Exception, client: MlflowClient, what: str) -> RegistryError:
     """One line: unreachable server, missing model/alias (with what to run), or MLflow's message."""
     if _is_connection_error(exc):
         return RegistryError(
@@ -179,7 +165,7 @@ def _error(exc: Exception, client: MlflowClient, what: str) -> RegistryError:
             "start it or point MLFLOW_TRACKING_URI elsewhere"
         )
     message = str(getattr(exc, "message", exc)).strip().splitlines()[0]
-    if _not_found(exc):
+    if not_found(exc):
         message += " (run `clfserve release`, or `clfserve export --register`)"
     return RegistryError(f"{what}: {message}" if what else message)
 
@@ -218,12 +204,12 @@ def _ensure_registered_model(client: MlflowClient, name: str) -> None:
     try:
         client.get_registered_model(name)
     except mlflow.exceptions.MlflowException as exc:
-        if not _not_found(exc):
+        if not not_found(exc):
             raise
         client.create_registered_model(name)
 
 
-def _not_found(exc: Any) -> bool:
+def not_found(exc: Any) -> bool:
     code = getattr(exc, "error_code", "")
     return code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND") or "not found" in str(exc)
 

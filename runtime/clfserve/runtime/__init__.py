@@ -3,13 +3,26 @@
 `Classifier.load` opens an artefact folder (the contract in `clfserve.runtime.manifest`), verifies
 every file's checksum, and says which execution provider it really got; `predict` tokenizes,
 sorts by length, runs chunks of ``batch_size`` rows and answers in the caller's order.
+
+Members are imported on first use, so ``clfserve.runtime.errors`` stays free of onnxruntime (the
+settings and the CLI's parser import it).
 """
 
-from clfserve.runtime.classifier import Classifier, ModelInfo
-from clfserve.runtime.errors import ClfserveError, InvalidInput, ModelLoadError, ProviderError
-from clfserve.runtime.inputs import Encoded
-from clfserve.runtime.manifest import FileEntry, Manifest
-from clfserve.runtime.prediction import Prediction
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from clfserve.runtime.classifier import Classifier, ModelInfo
+    from clfserve.runtime.errors import (
+        ClfserveError,
+        InvalidInput,
+        ModelLoadError,
+        ProviderError,
+    )
+    from clfserve.runtime.inputs import Encoded
+    from clfserve.runtime.manifest import FileEntry, Manifest
+    from clfserve.runtime.prediction import Prediction
 
 __all__ = [
     "Classifier",
@@ -23,3 +36,24 @@ __all__ = [
     "Prediction",
     "ProviderError",
 ]
+
+_HOME = {
+    "Classifier": "classifier",
+    "ModelInfo": "classifier",
+    "ClfserveError": "errors",
+    "InvalidInput": "errors",
+    "ModelLoadError": "errors",
+    "ProviderError": "errors",
+    "Encoded": "inputs",
+    "FileEntry": "manifest",
+    "Manifest": "manifest",
+    "Prediction": "prediction",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOME:
+        import importlib
+
+        return getattr(importlib.import_module(f"clfserve.runtime.{_HOME[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

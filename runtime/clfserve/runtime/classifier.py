@@ -17,6 +17,7 @@ from clfserve.runtime.errors import InvalidInput, ModelLoadError
 from clfserve.runtime.inputs import Chunk, Encoded, Rows, TextEncoder, pad_chunk, plan_chunks
 from clfserve.runtime.manifest import Manifest, verify_file
 from clfserve.runtime.prediction import Prediction, probabilities, to_predictions
+from clfserve.runtime.references import reference_mismatches, reference_texts
 from clfserve.runtime.resources import usable_cpus
 from clfserve.runtime.session import (
     CPU,
@@ -176,6 +177,14 @@ class Classifier:
         for rows in self.plan(encoded):
             answers.update(zip(rows.tolist(), self.predict_rows(encoded, rows), strict=True))
         return [answers[i] for i in range(len(texts))]
+
+    def check_references(self) -> list[str]:
+        """Predict the manifest's reference texts and say what differs from the answers export
+        recorded (empty: this model, as loaded here, answers as it was validated)."""
+        texts = reference_texts(self.manifest)
+        if not texts:
+            return []
+        return reference_mismatches(self.manifest, self.info.variant, self.predict(texts))
 
     def encode(self, texts: Sequence[str]) -> Encoded:
         """Tokenize ``texts`` (truncated at the manifest's ``max_length``), unpadded."""

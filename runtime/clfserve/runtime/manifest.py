@@ -38,6 +38,17 @@ class FileEntry:
 
 
 @dataclass(frozen=True)
+class Reference:
+    """A text and the fp32 label probabilities export measured for it (manifest label order).
+
+    A server reproduces these before it lets a newly loaded model answer (a smoke check).
+    """
+
+    text: str
+    probabilities: tuple[float, ...]
+
+
+@dataclass(frozen=True)
 class Manifest:
     """What an artefact folder promises about itself."""
 
@@ -59,6 +70,8 @@ class Manifest:
     pad_token_id: int = 0
     problem_type: ProblemType = "single_label"
     output: str = "logits"
+    references: tuple[Reference, ...] = ()
+    """Smoke-check texts with their fp32 probabilities; empty in artefacts made before them."""
     validation: dict[str, Any] = field(default_factory=dict)
     """Export-time validation results (parity, per-variant metrics, agreement)."""
     source: dict[str, Any] = field(default_factory=dict)
@@ -110,6 +123,10 @@ class Manifest:
                 pad_token_id=int(raw.get("pad_token_id", 0)),
                 problem_type=raw.get("problem_type", "single_label"),
                 output=str(raw.get("output", "logits")),
+                references=tuple(
+                    Reference(str(r["text"]), tuple(float(p) for p in r["probabilities"]))
+                    for r in raw.get("references", ())
+                ),
                 validation=dict(raw.get("validation", {})),
                 source=dict(raw.get("source", {})),
                 created_at=str(raw.get("created_at", "")),

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
-from clfserve.runtime import ModelInfo, Prediction
+from clfserve.runtime import ModelInfo, ModelLoadError, Prediction
 from clfserve.service.errors import ModelUnavailable
 from clfserve.service.metrics import ServiceMetrics
 from clfserve.service.microbatch import MicroBatcher
@@ -127,10 +127,29 @@ class InferenceGateway:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
 
-    async def serve(self, model: Model) -> None:
-        """Warm ``model`` up through the gateway, then make it the one every caller gets."""
-        await self._call(Priority.INTERACTIVE, "warmup", model.predict, list(WARMUP_TEXTS))
+    async def vet(self, model: Model, priority: Priority = Priority.BACKGROUND) -> list[str]:
+        """Warm ``model`` up and have it reproduce its reference answers, through the gateway
+        (a candidate loads next to the serving model and must not take the cores from it).
+        Returns what differs; empty means it may serve."""
+        await self._call(priority, "warmup", model.predict, list(WARMUP_TEXTS))
+        return await self._call(priority, "warmup", model.check_references)
+
+    def swap(self, model: Model) -> Model | None:
+        """Make ``model`` the one every new call gets; returns the one it replaces. Calls
+        already running finish on the old model, which is freed when the last one ends."""
+        previous = self.state.model
         self.state.ready(model)
+        return previous
+
+    async def serve(self, model: Model) -> None:
+        """Vet ``model`` (at interactive priority: nothing else is serving yet) and serve it;
+        `ModelLoadError` when it does not reproduce its reference answers."""
+        problems = await self.vet(model, Priority.INTERACTIVE)
+        if problems:
+            raise ModelLoadError(
+                f"the model does not reproduce its reference answers: {'; '.join(problems)}"
+            )
+        self.swap(model)
 
     # -- what callers use ---------------------------------------------------------------------
 

@@ -1,12 +1,20 @@
-"""Loading the model the settings name: resolve it (a folder, or the MLflow registry), then open
-it in ONNX Runtime with this process's share of the CPUs. Blocking; the app runs it in a thread."""
+"""Opening the model a URI names: resolve it (a folder, or a version in the MLflow registry),
+keep a local copy of registry versions, then open it in ONNX Runtime with this process's share
+of the CPUs. Blocking; the service runs it in a thread."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
 
-from clfserve.registry import RegistryError, resolve_model
+from clfserve.registry import (
+    RegistryError,
+    ResolvedModel,
+    is_registry_uri,
+    keep_local_copy,
+    parse_model_uri,
+    resolve_model,
+)
 from clfserve.runtime import Classifier, ModelLoadError
 from clfserve.runtime.resources import usable_cpus
 from clfserve.service.model_state import Model
@@ -24,17 +32,27 @@ def intra_op_threads(settings: Settings, cpus: int | None = None) -> int:
     return max(1, cpus // (settings.workers * settings.inference_workers))
 
 
-def load_model(settings: Settings) -> Model:
-    """Resolve ``settings.model_uri`` and open it, not yet warmed (the gateway warms it)."""
-    uri = settings.model_uri
+def resolve(uri: str) -> ResolvedModel:
+    """A local folder for ``uri``; registry versions are copied under the clfserve home (kept
+    for starts while the registry is down). `ModelLoadError` with the reason."""
     try:
         resolved = resolve_model(uri)
+        if resolved.version is None:
+            return resolved
+        alias = parse_model_uri(uri).alias if is_registry_uri(uri) else None
+        kept = keep_local_copy(resolved, alias)
     except RegistryError as exc:
         raise ModelLoadError(str(exc)) from exc
+    except OSError as exc:
+        raise ModelLoadError(f"{uri}: could not keep a local copy ({exc})") from exc
     except Exception as exc:  # MLflow raises its own hierarchy (and OSError when unreachable)
         raise ModelLoadError(f"{uri}: could not be resolved ({type(exc).__name__}: {exc})") from exc
-    if resolved.version is not None:
-        log.info("resolved %s to %s v%s at %s", uri, resolved.name, resolved.version, resolved.path)
+    log.info("resolved %s to %s v%s at %s", uri, kept.name, kept.version, kept.path)
+    return kept
+
+
+def open_model(settings: Settings, resolved: ResolvedModel) -> Model:
+    """Open ``resolved`` in ONNX Runtime, not yet warmed (the gateway warms and vets it)."""
     classifier = Classifier.load(
         resolved.path,
         device=settings.device,
@@ -49,3 +67,8 @@ def load_model(settings: Settings) -> Model:
             classifier.info, name=resolved.name, version=resolved.version
         )
     return classifier
+
+
+def load_model(settings: Settings) -> Model:
+    """The model ``settings.model_uri`` names, opened (the app's default loader)."""
+    return open_model(settings, resolve(settings.model_uri))

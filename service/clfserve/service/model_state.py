@@ -32,6 +32,10 @@ class Model(Protocol):
 
     def encode(self, texts: Sequence[str]) -> Encoded: ...
 
+    def check_references(self) -> list[str]:
+        """Mismatches against the reference answers recorded at export; empty when it agrees."""
+        ...
+
     def plan(self, encoded: Encoded) -> list[Rows]:
         """Caller positions in length-sorted chunks of at most ``batch_size``."""
         ...

@@ -75,14 +75,20 @@ def parse_rate_limit(raw: str) -> RateLimit | None:
     return RateLimit(count, _UNITS.get(unit, cast(RateUnit, unit)))
 
 
-def parse_model_uri_setting(raw: str) -> str:
+def valid_model_uri(value: Any) -> str | None:
     """A local folder (checked when loading) or a well-formed ``models:/`` URI."""
-    if is_registry_uri(raw):
+    if not str(value).strip():
+        return "must not be empty"
+    if is_registry_uri(value):
         try:
-            parse_model_uri(raw)
+            parse_model_uri(value)
         except RegistryError as exc:
-            raise ValueError(str(exc).split(": ", 1)[-1]) from None
-    return raw
+            return str(exc).split(": ", 1)[-1]
+    return None
+
+
+def valid_log_level(value: Any) -> str | None:
+    return None if value in LOG_LEVELS else f"expected one of {', '.join(LOG_LEVELS)}"
 
 
 def valid_port(value: Any) -> str | None:
@@ -97,9 +103,14 @@ class Settings:
     """What the service is told; build it with `Settings.from_env`."""
 
     model_uri: str = setting(
-        "CLFSERVE_MODEL_URI", DEFAULT_MODEL_URI, parse_model_uri_setting,
+        "CLFSERVE_MODEL_URI", DEFAULT_MODEL_URI, parse_str,
         "`models:/NAME@ALIAS` or `models:/NAME/VERSION` resolved through MLflow, or a local "
-        "artefact folder", option="--model-uri",
+        "artefact folder", check=valid_model_uri, option="--model-uri",
+    )  # fmt: skip
+    reload_interval_s: float | None = setting(
+        "CLFSERVE_RELOAD_INTERVAL", 30.0, optional(parse_duration, "off", "none", "never"),
+        "with a `models:/NAME@ALIAS` URI, how often to check where the alias points and follow "
+        "it (seconds, `30s`, `5m`), or `off`", check=above(0),
     )  # fmt: skip
     device: Device = setting(
         "CLFSERVE_DEVICE", "auto", choice("auto", "cpu", "cuda"),
@@ -185,7 +196,7 @@ class Settings:
     )  # fmt: skip
     log_level: str = setting(
         "CLFSERVE_LOG_LEVEL", "info", choice(*LOG_LEVELS),
-        "critical, error, warning, info or debug", option="--log-level",
+        "critical, error, warning, info or debug", check=valid_log_level, option="--log-level",
     )  # fmt: skip
     access_log: bool = setting(
         "CLFSERVE_ACCESS_LOG", False, parse_bool,
@@ -218,4 +229,3 @@ def describe_env() -> str:
 def markdown_tables() -> str:
     """The README's two settings tables, derived from the declarations (a test compares them)."""
     return f"{markdown_table(Settings)}\n\n{markdown_table(StalenessSettings)}\n"
-

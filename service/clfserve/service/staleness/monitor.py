@@ -154,5 +154,5 @@ class StalenessMonitor:
         turned_stale = bool(evaluation.stale) and self._verdict is not True
         self._verdict = evaluation.stale
         if turned_stale:
-            evaluation.alerted = True
-            evaluation.webhook = await asyncio.to_thread(self.alerter.notify, evaluation)
+            webhook = await asyncio.to_thread(self.alerter.notify, evaluation)
+            evaluation.alerted, evaluation.webhook = True, webhook

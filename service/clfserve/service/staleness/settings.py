@@ -84,6 +84,11 @@ def parse_mode(raw: str) -> Mode:
     return parsed  # type: ignore[no-any-return]
 
 
+def positive_interval(value: Any) -> str | None:
+    ok = value.cron is not None or (value.seconds is not None and value.seconds > 0)
+    return None if ok else "must be > 0 seconds"
+
+
 def http_url(value: Any) -> str | None:
     ok = value is None or str(value).startswith(("http://", "https://"))
     return None if ok else "not an http(s) URL"
@@ -100,7 +105,7 @@ class StalenessSettings:
     interval: Schedule = setting(
         "CLFSERVE_STALENESS_INTERVAL", Schedule(seconds=DAY_S), parse_schedule,
         "seconds, `30s`/`15m`/`6h`/`1d`, `hourly`, `daily`, or a 5-field cron (`0 3 * * *`; "
-        "weekdays by name)", shown="daily",
+        "weekdays by name)", check=positive_interval, shown="daily",
     )  # fmt: skip
     initial_delay_s: float | None = setting(
         "CLFSERVE_STALENESS_INITIAL_DELAY", 30.0, optional(parse_duration, "off", "none", "never"),

@@ -1,0 +1,43 @@
+"""Smoke-checking a loaded model against the reference answers its export recorded.
+
+Export stores a handful of validation texts with their fp32 probabilities in the manifest
+(`Manifest.references`). A model that loads but answers them differently (wrong weights, wrong
+tokenizer, swapped labels, a broken runtime) must not serve. fp32 reproduces them to ~1e-6; the
+int8 graph quantizes activations per call and differs by a few hundredths on confident texts,
+which is what the references are chosen to be.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from clfserve.runtime.manifest import Manifest
+from clfserve.runtime.prediction import Prediction
+
+TOLERANCE = {"fp32": 1e-3, "int8": 0.15}
+"""Largest allowed |probability - reference| per variant."""
+DEFAULT_TOLERANCE = 0.15
+
+
+def reference_texts(manifest: Manifest) -> list[str]:
+    return [reference.text for reference in manifest.references]
+
+
+def reference_mismatches(
+    manifest: Manifest, variant: str, predictions: Sequence[Prediction]
+) -> list[str]:
+    """What differs between ``predictions`` (of `reference_texts`, in order) and the references;
+    empty when the model reproduces them within its variant's tolerance."""
+    tolerance = TOLERANCE.get(variant, DEFAULT_TOLERANCE)
+    labels = manifest.labels
+    problems = []
+    for reference, prediction in zip(manifest.references, predictions, strict=True):
+        expected = labels[max(range(len(labels)), key=reference.probabilities.__getitem__)]
+        got = [prediction.scores.get(label, float("nan")) for label in labels]
+        worst = max(abs(a - b) for a, b in zip(got, reference.probabilities, strict=True))
+        if prediction.label != expected or not worst <= tolerance:
+            problems.append(
+                f"{reference.text[:48]!r}: expected {expected}, got {prediction.label} "
+                f"(max |probability diff| {worst:.3g}, {variant} allows {tolerance:g})"
+            )
+    return problems

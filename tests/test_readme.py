@@ -11,8 +11,22 @@ from clfserve.service.settings import Settings, StalenessSettings
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
+def rewrite_settings_tables(text: str) -> str:
+    """``text`` with each settings table replaced by the one the declarations give."""
+    lines = text.split("\n")
+    for cls in (Settings, StalenessSettings):
+        table = markdown_table(cls).split("\n")
+        first = table[2].split(" | ")[0]  # "| `CLFSERVE_...`"
+        start = next(i for i, line in enumerate(lines) if line.startswith(first + " |")) - 2
+        end = start
+        while end < len(lines) and lines[end].startswith("|"):
+            end += 1
+        lines[start:end] = table
+    return "\n".join(lines)
+
+
 def test_settings_tables_match_the_declarations() -> None:
-    """Regenerate with `markdown_tables()` from `clfserve.service.settings` when this fails."""
+    """When this fails, `python tests/test_readme.py` rewrites the tables."""
     text = README.read_text(encoding="utf-8")
     for cls in (Settings, StalenessSettings):
         assert markdown_table(cls) in text, f"README table of {cls.__name__} is out of date"
@@ -104,9 +118,8 @@ def test_staleness_example_has_the_shape_of_a_real_evaluation(tiny_artefact: Pat
         model_uri=str(tiny_artefact),
         rate_limit=None,
         threads=1,
-        staleness=StalenessSettings().replace(
-            admin_token="t", initial_delay_s=None, tracking="off"
-        ),
+        admin_token="t",
+        staleness=StalenessSettings().replace(initial_delay_s=None, tracking="off"),
     )
     sys.path.insert(0, str(Path(__file__).parent / "service"))
     from service_fakes import ready_client
@@ -121,3 +134,7 @@ def test_staleness_example_has_the_shape_of_a_real_evaluation(tiny_artefact: Pat
     # MLflow logging is off here; the example shows a logged run's extra fields.
     assert set(shown.pop("tracking")) <= set(example.pop("tracking"))
     assert _shape(example) == _shape(shown)
+
+
+if __name__ == "__main__":
+    README.write_text(rewrite_settings_tables(README.read_text(encoding="utf-8")), encoding="utf-8")

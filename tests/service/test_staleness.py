@@ -65,14 +65,14 @@ def monitored_settings(data: Path | None, **changes: Any) -> StalenessSettings:
     return StalenessSettings().replace(
         **{"scheduler": "off", "initial_delay_s": None,
            "validation_data": None if data is None else str(data),
-           "tracking": "off", "admin_token": TOKEN, **changes}
+           "tracking": "off", **changes}
     )  # fmt: skip
 
 
 def monitored(
-    fake: FakePredictor, data: Path | None, **changes: Any
+    fake: FakePredictor, data: Path | None, admin_token: str | None = TOKEN, **changes: Any
 ) -> Iterator[TestClient[Litestar]]:
-    settings = quiet(staleness=monitored_settings(data, **changes))
+    settings = quiet(admin_token=admin_token, staleness=monitored_settings(data, **changes))
     client = ready_client(create_app(settings, loader=loader_for(fake)))
     try:
         yield client
@@ -96,7 +96,7 @@ def test_defaults_from_an_empty_environment() -> None:
     assert (s.interval, s.initial_delay_s, s.metric, s.threshold) == (
         Schedule(seconds=86_400), 30.0, "f1", 0.8,
     )  # fmt: skip
-    assert (s.validation_data, s.admin_token, s.alert_webhook) == (None, None, None)
+    assert (s.validation_data, s.alert_webhook) == (None, None)
     assert (s.enabled, s.tracking, s.scheduler, s.history) == (True, "auto", "auto", 20)
 
 
@@ -126,15 +126,17 @@ def test_bad_values_name_the_variable(variable: str, value: str) -> None:
 
 
 def test_env_values_are_parsed() -> None:
-    s = Settings.from_env({
+    parsed = Settings.from_env({
         "CLFSERVE_STALENESS_INITIAL_DELAY": "off", "CLFSERVE_STALENESS_METRIC": "accuracy",
         "CLFSERVE_STALENESS_THRESHOLD": "0.9", "CLFSERVE_SCHEDULER": "off",
         "CLFSERVE_ADMIN_TOKEN": TOKEN, "CLFSERVE_STALENESS_ENABLED": "false",
         "CLFSERVE_STALENESS_TRACKING": "no", "CLFSERVE_STALENESS_INTERVAL": "0 3 * * *",
         "CLFSERVE_VALIDATION_DATA": "model",
-    }).staleness  # fmt: skip
+    })  # fmt: skip
+    assert parsed.admin_token == TOKEN
+    s = parsed.staleness
     assert (s.initial_delay_s, s.metric, s.threshold, s.scheduler) == (None, "accuracy", 0.9, "off")
-    assert (s.admin_token, s.enabled, s.tracking) == (TOKEN, False, "off")
+    assert (s.enabled, s.tracking) == (False, "off")
     assert (s.interval, s.validation_data) == (Schedule(cron="0 3 * * *"), None)
 
 

@@ -53,11 +53,15 @@ def evaluate_once(data: Path | None, threshold: float) -> dict[str, Any]:
     """One admin evaluation of ``models:/NAME@champion``, loaded as `clfserve serve` loads it
     (resolved through the registry, so it is served, and tracked, as its version number)."""
     staleness = StalenessSettings().replace(
-        scheduler="off", initial_delay_s=None, threshold=threshold, admin_token=TOKEN,
+        scheduler="off", initial_delay_s=None, threshold=threshold,
         validation_data=None if data is None else str(data),
     )  # fmt: skip
     settings = quiet(
-        model_uri=f"models:/{NAME}@champion", device="cpu", threads=1, staleness=staleness
+        model_uri=f"models:/{NAME}@champion",
+        device="cpu",
+        threads=1,
+        staleness=staleness,
+        admin_token=TOKEN,
     )
     client = ready_client(create_app(settings))
     try:

@@ -88,6 +88,7 @@ def create_app(
                 yield
         finally:
             loading.cancel()
+            await ctx.follower.stop()
             await ctx.gateway.stop()
 
     async def add_version_header(message: Message, scope: Scope) -> None:
@@ -125,37 +126,46 @@ def create_app(
 
 
 async def _load(ctx: ServiceContext, loader: Loader) -> None:
-    """Load the model off the event loop, warm it through the gateway, and record ready or
-    failed (never raises)."""
+    """Load the model off the event loop, vet it through the gateway, and record ready or
+    failed (never raises). A server following an alias then polls the registry, also after a
+    failed start: it serves as soon as there is a good version to serve."""
     uri = ctx.settings.model_uri
     log.info("loading model %s (device=%s, variant=%s)", uri, ctx.settings.device,
              ctx.settings.variant or "auto")  # fmt: skip
     try:
-        model = await asyncio.to_thread(loader, ctx.settings)
-        await ctx.gateway.serve(model)
+        if loader is load_model:  # the real thing: registry versions, local copies, follow
+            await ctx.follower.load_first()
+        else:  # a model given by the embedding code (tests): loaded once
+            await ctx.gateway.serve(await asyncio.to_thread(loader, ctx.settings))
     except ClfserveError as exc:
         _failed(ctx, str(exc))
-        return
     except Exception as exc:  # anything else is a bug or an environment problem; say which
         log.exception("loading %s crashed", uri)
         _failed(ctx, f"{type(exc).__name__}: {exc}")
-        return
-    info = model.info
-    ctx.metrics.set_model(info)
-    log.info(
-        "serving %s v%s: variant=%s provider=%s threads=%d labels=%s (loaded in %.2fs)",
-        info.name, info.version, info.variant, info.providers[0] if info.providers else "?",
-        info.threads, ",".join(info.labels), info.load_seconds,
-    )  # fmt: skip
+    else:
+        info = ctx.gateway.current()
+        ctx.metrics.set_model(info)
+        log.info(
+            "serving %s v%s: variant=%s provider=%s threads=%d labels=%s (loaded in %.2fs)",
+            info.name, info.version, info.variant, info.providers[0] if info.providers else "?",
+            info.threads, ",".join(info.labels), info.load_seconds,
+        )  # fmt: skip
+    if loader is load_model:
+        ctx.follower.start()
 
 
 def _failed(ctx: ServiceContext, reason: str) -> None:
     ctx.model.failed(reason)
     ctx.metrics.set_model(None)
+    retry = (
+        "until the alias names a version that loads"
+        if ctx.follower.follows and ctx.settings.reload_interval_s is not None
+        else "until it is restarted with a loadable model"
+    )
     log.error(
         "model %s could not be loaded: %s. The server keeps running: /health/ready and the "
-        "prediction routes answer 503 until it is restarted with a loadable model.",
-        ctx.settings.model_uri, reason,
+        "prediction routes answer 503 %s.",
+        ctx.settings.model_uri, reason, retry,
     )  # fmt: skip
 
 

@@ -8,6 +8,7 @@ from clfserve.service.answers import AnswerService, PredictionCache
 from clfserve.service.gateway import InferenceGateway
 from clfserve.service.metrics import ServiceMetrics
 from clfserve.service.model_state import ModelState
+from clfserve.service.releases import ModelFollower
 from clfserve.service.settings import Settings
 
 
@@ -20,6 +21,7 @@ class ServiceContext:
     gateway: InferenceGateway
     answers: AnswerService
     metrics: ServiceMetrics
+    follower: ModelFollower
 
     @classmethod
     def build(cls, settings: Settings) -> ServiceContext:
@@ -36,4 +38,6 @@ class ServiceContext:
         cache = PredictionCache(
             settings.cache_size, settings.cache_ttl_s, enabled=settings.cache_enabled
         )
-        return cls(settings, model, gateway, AnswerService(gateway, cache, metrics), metrics)
+        answers = AnswerService(gateway, cache, metrics)
+        follower = ModelFollower(settings, gateway, metrics)
+        return cls(settings, model, gateway, answers, metrics, follower)

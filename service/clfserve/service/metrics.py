@@ -68,6 +68,10 @@ class ServiceMetrics:
             "clfserve_throttled_requests", "Requests refused by the rate limit", ["route"],
             registry=r,
         )  # fmt: skip
+        self.reloads = Counter(
+            "clfserve_model_reloads", "Checks for a new model version, by what they did",
+            ["result"], registry=r,
+        )  # fmt: skip
         self.model_ready = Gauge(
             "clfserve_model_ready", "1 when a model is loaded and warmed, else 0", registry=r
         )

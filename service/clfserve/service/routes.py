@@ -9,6 +9,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from clfserve.runtime import ModelInfo
+from clfserve.service.admin import check_admin
 from clfserve.service.context import ServiceContext
 from clfserve.service.model_state import ModelStatus
 from clfserve.service.openapi import operation_with_body
@@ -88,6 +89,7 @@ def build_routes(ctx: ServiceContext) -> list[HTTPRouteHandler]:
             uri=state.uri,
             detail=state.reason,
             staleness=dict(state.staleness) if state.staleness is not None else None,
+            **ctx.follower.describe(),
         )
         if (info := state.info) is not None:
             out.name, out.version, out.checksum, out.variant = (
@@ -109,4 +111,15 @@ def build_routes(ctx: ServiceContext) -> list[HTTPRouteHandler]:
             ctx.metrics.render(), media_type=ctx.metrics.content_type, status_code=HTTP_200_OK
         )
 
-    return [predict, batch_predict, live, ready, model, metrics]
+    @post(
+        "/admin/reload",
+        status_code=HTTP_200_OK,
+        tags=["admin"],
+        summary="Check the registry for a new version of the alias now, and swap to it "
+        "(Authorization: Bearer <CLFSERVE_ADMIN_TOKEN>)",
+    )
+    async def admin_reload(request: Request[Any, Any, Any]) -> dict[str, Any]:
+        check_admin(request, ctx.settings.admin_token)
+        return (await ctx.follower.check(force=True)).to_json()
+
+    return [predict, batch_predict, live, ready, model, metrics, admin_reload]

@@ -71,6 +71,13 @@ class ModelOut(msgspec.Struct):
     threads: int | None = None
     load_seconds: float | None = None
     staleness: dict[str, Any] | None = None
+    served_from: str | None = None
+    """``registry``, ``local copy`` (the registry was unreachable at start) or ``folder``."""
+    follows_alias: bool = False
+    reload_interval_s: float | None = None
+    registry_unreachable_since: str | None = None
+    candidate: dict[str, Any] | None = None
+    """The latest version tried after the alias moved: version, status, reason, at."""
 
 
 def prediction_out(prediction: Prediction, cached: bool, model: ModelRef) -> PredictionOut:

@@ -202,6 +202,11 @@ class Settings:
         "CLFSERVE_ACCESS_LOG", False, parse_bool,
         "one log line per request (costs throughput)",
     )  # fmt: skip
+    admin_token: str | None = setting(
+        "CLFSERVE_ADMIN_TOKEN", None, optional(parse_str, "off", "none"),
+        "Bearer token for `POST /admin/evaluate` and `POST /admin/reload`; unset = admin routes "
+        "disabled (404)",
+    )  # fmt: skip
     staleness: StalenessSettings = group(StalenessSettings)
 
     @classmethod

@@ -13,7 +13,7 @@ from pathlib import Path
 from litestar.handlers import HTTPRouteHandler
 
 from clfserve.service.context import ServiceContext
-from clfserve.service.model_state import ModelStatus
+from clfserve.service.model_state import Model, ModelStatus
 from clfserve.service.staleness.gauges import StalenessGauges
 from clfserve.service.staleness.monitor import StalenessMonitor, Tracker
 from clfserve.service.staleness.routes import build_routes
@@ -37,10 +37,23 @@ class StalenessExtension:
     async def lifespan(self, ctx: ServiceContext) -> AsyncIterator[None]:
         """Start the schedule once the model is loaded; stop it on shutdown."""
         starting = asyncio.create_task(self._start_when_loaded(ctx), name="clfserve-staleness")
+        evaluations: set[asyncio.Task[object]] = set()
+
+        async def evaluate_new_version(_: Model) -> None:
+            """A swapped-in version is evaluated soon, not at the next scheduled run."""
+            if not self.scheduler.running and not self.scheduler.start():
+                return  # another process runs the schedule, and evaluates for the cluster
+            task = asyncio.create_task(self.monitor.run("swap"), name="clfserve-staleness-swap")
+            evaluations.add(task)
+            task.add_done_callback(evaluations.discard)
+
+        ctx.follower.on_swap.append(evaluate_new_version)
         try:
             yield
         finally:
             starting.cancel()
+            for task in evaluations:
+                task.cancel()
             self.scheduler.stop()
 
     async def _start_when_loaded(self, ctx: ServiceContext) -> None:
@@ -78,4 +91,6 @@ def install(
         ctx.settings.workers,
         lock_path or default_lock_path(ctx.settings.port),
     )
-    return StalenessExtension(monitor, scheduler, build_routes(monitor, scheduler))
+    return StalenessExtension(
+        monitor, scheduler, build_routes(monitor, scheduler, ctx.settings.admin_token)
+    )

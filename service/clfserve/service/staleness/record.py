@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from clfserve.evaluation import DataSource, EvaluationResult
 
-Trigger = Literal["startup", "scheduled", "admin", "manual"]
+Trigger = Literal["startup", "scheduled", "admin", "manual", "swap"]
 Verdict = Literal["healthy", "stale"]
 Status = Literal["healthy", "stale", "error"]
 TrackingStatus = Literal["off", "not attempted", "logged", "failed"]

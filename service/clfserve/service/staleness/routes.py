@@ -2,40 +2,20 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
 from litestar import Request, get, post
-from litestar.exceptions import (
-    NotAuthorizedException,
-    NotFoundException,
-    PermissionDeniedException,
-)
 from litestar.handlers import HTTPRouteHandler
 from litestar.status_codes import HTTP_200_OK
 
 from clfserve.evaluation.sources import MODEL_DATA
+from clfserve.service.admin import check_admin
 from clfserve.service.staleness.monitor import StalenessMonitor
 from clfserve.service.staleness.scheduler import StalenessScheduler
 
 
-def check_admin(request: Request[Any, Any, Any], token: str | None) -> None:
-    """404 when no token is configured (the route does not exist), 401 without a bearer
-    token, 403 with a wrong one."""
-    if token is None:
-        raise NotFoundException("admin routes are disabled (set CLFSERVE_ADMIN_TOKEN)")
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not given.strip():
-        raise NotAuthorizedException(
-            "send Authorization: Bearer <CLFSERVE_ADMIN_TOKEN>",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    if not hmac.compare_digest(given.strip().encode(), token.encode()):
-        raise PermissionDeniedException("wrong admin token")
-
-
 def build_routes(
-    monitor: StalenessMonitor, scheduler: StalenessScheduler
+    monitor: StalenessMonitor, scheduler: StalenessScheduler, admin_token: str | None
 ) -> list[HTTPRouteHandler]:
     settings = monitor.settings
 
@@ -63,7 +43,7 @@ def build_routes(
         summary="Evaluate the served model now (Authorization: Bearer <CLFSERVE_ADMIN_TOKEN>)",
     )
     async def admin_evaluate(request: Request[Any, Any, Any]) -> dict[str, Any]:
-        check_admin(request, settings.admin_token)
+        check_admin(request, admin_token)
         return (await monitor.run("admin")).to_json()
 
     return [staleness, admin_evaluate]

@@ -137,10 +137,6 @@ class StalenessSettings:
         "CLFSERVE_ALERT_TIMEOUT", 5.0, parse_duration, "seconds the webhook POST may take",
         check=above(0),
     )  # fmt: skip
-    admin_token: str | None = setting(
-        "CLFSERVE_ADMIN_TOKEN", None, optional(parse_str, "off", "none"),
-        "Bearer token for `POST /admin/evaluate`; unset = route disabled (404)",
-    )  # fmt: skip
     tracking: Mode = setting(
         "CLFSERVE_STALENESS_TRACKING", "auto", parse_mode,
         "MLflow logging `on`, `off` or `auto` (on for `models:/` URIs or with "

@@ -190,9 +190,8 @@ class ModelFollower:
             return outcome
 
     async def _check(self, force: bool) -> ReloadOutcome:
-        if not self.follows:
+        if self.uri is None or self.uri.alias is None:
             return self._outcome("unchanged", f"{self.settings.model_uri} names no alias to follow")
-        assert self.uri is not None and self.uri.alias is not None
         try:
             ref = await asyncio.to_thread(alias_version, self.uri.name, self.uri.alias)
         except RegistryError as exc:

@@ -80,8 +80,10 @@ def test_other_model_or_variant_misses() -> None:
     other_variant = dataclasses.replace(fake_info("v1", checksum="aaa"), variant="fp32")
     assert model_key(other_variant) != model_key(v1)
     assert get(cache, other_variant, "a") is None
-    # Same weights and variant under a new registry version: same answers, so a hit.
-    assert get(cache, fake_info("v1-copy", checksum="aaa"), "a") is not None
+    # Same weights and variant under a new registry version: a new model, so a miss (its
+    # answers must say which version gave them).
+    assert get(cache, fake_info("v2", checksum="aaa"), "a") is None
+    assert get(cache, fake_info("v1", checksum="aaa"), "a") is not None
 
 
 def test_disabled_cache_stores_nothing() -> None:

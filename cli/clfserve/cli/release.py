@@ -24,6 +24,7 @@ def add_commands(subparsers: Any) -> None:
     _add_train(subparsers)
     _add_export(subparsers)
     _add_release(subparsers)
+    _add_promote(subparsers)
 
 
 # -- parsers --------------------------------------------------------------------------------
@@ -96,6 +97,30 @@ def _add_release(subparsers: Any) -> None:
     p.set_defaults(handler=_release)
 
 
+def _add_promote(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "promote",
+        help="point an alias at an existing version (a rollback is a promote of an older one)",
+        description="Move NAME@ALIAS to an existing registered version, with no gate: to roll "
+        "back, promote the previous version. Servers following the alias swap to it within "
+        "their reload interval.",
+        formatter_class=HelpFormatter,
+    )
+    p.add_argument("--version", required=True, help="the registered version number")
+    _registry_options(p, gate=False)
+    p.set_defaults(handler=_promote)
+
+
+def _promote(args: argparse.Namespace) -> int:
+    from clfserve.registry import alias_version, set_alias
+
+    before = alias_version(args.name, args.alias, args.tracking_uri)
+    set_alias(args.name, args.alias, args.version, args.tracking_uri)
+    was = f" (was version {before.version})" if before is not None else ""
+    print(f"models:/{args.name}@{args.alias} -> version {args.version}{was}")
+    return 0
+
+
 def _dataset_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dataset", default=DEFAULT_DATASET, help="rotten_tomatoes or PATH.csv/.jsonl (text,label)"
@@ -152,10 +177,22 @@ def _gate_options(p: argparse.ArgumentParser, min_score: float) -> None:
     )
 
 
-def _registry_options(p: argparse.ArgumentParser) -> None:
+def _registry_options(p: argparse.ArgumentParser, gate: bool = True) -> None:
     p.add_argument("--name", default=DEFAULT_NAME, help="registered model name")
     p.add_argument("--alias", default=DEFAULT_ALIAS, help="alias moved to the new version")
     p.add_argument("--tracking-uri", default=None, help="MLflow URI [$MLFLOW_TRACKING_URI]")
+    if not gate:
+        return
+    p.add_argument(
+        "--max-regression",
+        type=float,
+        default=ReleaseConfig().max_regression,
+        help="move the alias only if the new validation macro-F1 is at most this far below "
+        "the version the alias names now",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="move the alias whatever the promotion gate says"
+    )
 
 
 # -- handlers -------------------------------------------------------------------------------
@@ -264,7 +301,13 @@ def _export_config(
 
 
 def _release_config(args: argparse.Namespace) -> ReleaseConfig:
-    return ReleaseConfig(name=args.name, alias=args.alias, tracking_uri=args.tracking_uri)
+    return ReleaseConfig(
+        name=args.name,
+        alias=args.alias,
+        tracking_uri=args.tracking_uri,
+        max_regression=args.max_regression,
+        force=args.force,
+    )
 
 
 def _print_export(result: Any) -> None:
@@ -280,5 +323,6 @@ def _print_export(result: Any) -> None:
     if report.agreement_int8_fp32 is not None:
         print(f"int8/fp32 label agreement: {report.agreement_int8_fp32:.4f}")
     if registered is not None:
-        alias = f", alias {registered.alias}" if registered.alias else ""
-        print(f"registered {registered.uri}{alias} (run {registered.run_id})")
+        print(f"registered {registered.uri} (run {registered.run_id})")
+    if result.promotion is not None and registered is not None:
+        print(f"promotion: {result.promotion.describe(registered)}")

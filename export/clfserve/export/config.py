@@ -97,3 +97,8 @@ class ReleaseConfig:
     tracking_uri: str | None = None
     """None = MLFLOW_TRACKING_URI, else sqlite under the clfserve home."""
     experiment: str = "clfserve"
+    max_regression: float = 0.005
+    """The alias moves to the new version only if its validation macro-F1 is at most this much
+    below the version the alias names now (the promotion gate)."""
+    force: bool = False
+    """Move the alias whatever the gate says."""

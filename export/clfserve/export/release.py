@@ -8,6 +8,7 @@ from typing import Any
 
 from clfserve.export.artefact import ExportResult, export_artefact
 from clfserve.export.config import ExportConfig, ReleaseConfig, TrainConfig
+from clfserve.export.promotion import Promotion, promote
 from clfserve.export.train import TrainResult, train
 from clfserve.registry import Registered, has_alias, register_artefact
 
@@ -19,6 +20,7 @@ class ReleaseResult:
     exported: ExportResult
     registered: Registered | None
     trained: TrainResult | None = None
+    promotion: Promotion | None = None
 
 
 def check_registry(release: ReleaseConfig) -> bool:
@@ -31,8 +33,11 @@ def export_and_register(export: ExportConfig, release: ReleaseConfig | None) -> 
     if release is not None:
         check_registry(release)  # an unreachable server should fail now, not after the export
     exported = export_artefact(export)  # raises ValidationFailed before anything is registered
-    registered = register(exported, release) if release is not None else None
-    return ReleaseResult(exported, registered)
+    if release is None:
+        return ReleaseResult(exported, None)
+    registered, metrics = register(exported, release)
+    promotion = promote(registered, metrics, release) if release.alias else None
+    return ReleaseResult(exported, registered, promotion=promotion)
 
 
 def release_model(
@@ -42,10 +47,12 @@ def release_model(
     check_registry(release)
     trained = train(train_config)
     result = export_and_register(export, release)
-    return ReleaseResult(result.exported, result.registered, trained)
+    return ReleaseResult(result.exported, result.registered, trained, result.promotion)
 
 
-def register(exported: ExportResult, release: ReleaseConfig) -> Registered:
+def register(exported: ExportResult, release: ReleaseConfig) -> tuple[Registered, dict[str, float]]:
+    """A new version of ``release.name`` (the alias is the promotion gate's to move), and the
+    metrics its run logged."""
     manifest = exported.manifest
     recipe: dict[str, Any] = exported.training.get("recipe", {})
     params: dict[str, Any] = {
@@ -69,16 +76,17 @@ def register(exported: ExportResult, release: ReleaseConfig) -> Registered:
     for key, value in exported.training.get("validation", {}).items():
         metrics[f"train_val_{key}"] = float(value)
     tags = {"clfserve.version": manifest.version, "clfserve.checksum": manifest.checksum}
-    return register_artefact(
+    registered = register_artefact(
         exported.folder,
         name=release.name,
-        alias=release.alias or None,
+        alias=None,
         params=params,
         metrics=metrics,
         experiment=release.experiment,
         uri=release.tracking_uri,
         tags=tags,
     )
+    return registered, metrics
 
 
 def _smoothing(quantization: dict[str, Any]) -> str:

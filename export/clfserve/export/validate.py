@@ -166,7 +166,7 @@ def pick_references(folder: Path, validation: Dataset) -> tuple[Reference, ...]:
             if truth == label and prediction.label == label
         ]
         for _, text, prediction in sorted(correct, key=lambda row: -row[0])[:REFERENCES_PER_LABEL]:
-            chosen.append(Reference(text, tuple(prediction.scores[name] for name in labels)))
+            chosen.append(Reference(text, dict(prediction.scores)))
     return tuple(chosen)
 
 

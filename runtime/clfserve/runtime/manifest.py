@@ -39,13 +39,14 @@ class FileEntry:
 
 @dataclass(frozen=True)
 class Reference:
-    """A text and the fp32 label probabilities export measured for it (manifest label order).
+    """A text and the fp32 probability of each label that export measured for it.
 
-    A server reproduces these before it lets a newly loaded model answer (a smoke check).
+    A server reproduces these before it lets a newly loaded model answer (a smoke check). They
+    are keyed by label name, so a model whose labels were mixed up does not pass.
     """
 
     text: str
-    probabilities: tuple[float, ...]
+    scores: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ class Manifest:
                 problem_type=raw.get("problem_type", "single_label"),
                 output=str(raw.get("output", "logits")),
                 references=tuple(
-                    Reference(str(r["text"]), tuple(float(p) for p in r["probabilities"]))
+                    Reference(str(r["text"]), {str(k): float(v) for k, v in r["scores"].items()})
                     for r in raw.get("references", ())
                 ),
                 validation=dict(raw.get("validation", {})),

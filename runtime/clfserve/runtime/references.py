@@ -29,12 +29,14 @@ def reference_mismatches(
     """What differs between ``predictions`` (of `reference_texts`, in order) and the references;
     empty when the model reproduces them within its variant's tolerance."""
     tolerance = TOLERANCE.get(variant, DEFAULT_TOLERANCE)
-    labels = manifest.labels
     problems = []
     for reference, prediction in zip(manifest.references, predictions, strict=True):
-        expected = labels[max(range(len(labels)), key=reference.probabilities.__getitem__)]
-        got = [prediction.scores.get(label, float("nan")) for label in labels]
-        worst = max(abs(a - b) for a, b in zip(got, reference.probabilities, strict=True))
+        expected = max(reference.scores, key=reference.scores.__getitem__)
+        labels = set(reference.scores) | set(prediction.scores)
+        worst = max(
+            abs(prediction.scores.get(label, 0.0) - reference.scores.get(label, 0.0))
+            for label in labels
+        )
         if prediction.label != expected or not worst <= tolerance:
             problems.append(
                 f"{reference.text[:48]!r}: expected {expected}, got {prediction.label} "

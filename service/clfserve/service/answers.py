@@ -1,8 +1,10 @@
 """Answering texts: the prediction cache first, then the model through the gateway.
 
 The cache is a bounded TTL cache (cachetools, behind a lock) keyed by the model's identity
-(weights checksum and variant) and the exact text, so a different model never serves another
-model's answers; those just age out.
+(name, version, weights checksum and variant) and the exact text, so a different model never serves another
+model's answers; those just age out. With Redis configured, a shared layer
+(`sharedcache.SharedPredictionCache`) sits behind it: what this process lacks is looked up there
+(and kept here), and every fresh answer is written to both.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from cachetools import TTLCache
 
@@ -18,7 +21,7 @@ from clfserve.runtime import ModelInfo, Prediction
 from clfserve.service.gateway import InferenceGateway
 from clfserve.service.metrics import ServiceMetrics
 
-CacheKey = tuple[str, str, str]
+CacheKey = tuple[str, str, str, str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,9 +32,23 @@ class Answer:
     cached: bool
 
 
-def model_key(info: ModelInfo) -> tuple[str, str]:
-    """Identity of the answers a model gives: its weights' checksum and the variant that runs."""
-    return (info.checksum, info.variant)
+def model_key(info: ModelInfo) -> tuple[str, str, str, str]:
+    """Identity of the answers a model gives: its name and version (a new registry version is a
+    new model, even with identical files), its weights' checksum and the variant that runs."""
+    return (info.name, info.version, info.checksum, info.variant)
+
+
+class SharedCache(Protocol):
+    """A cache layer other processes see too (`sharedcache.SharedPredictionCache`); it never
+    raises: an unreachable store answers misses and drops writes."""
+
+    async def get_many(
+        self, info: ModelInfo, texts: Sequence[str]
+    ) -> list[Prediction | None]: ...
+
+    async def put_many(
+        self, info: ModelInfo, texts: Sequence[str], predictions: Sequence[Prediction]
+    ) -> None: ...
 
 
 class PredictionCache:
@@ -83,37 +100,63 @@ class AnswerService:
     """What the prediction routes call: cache hits answer at once, misses go to the gateway."""
 
     def __init__(
-        self, gateway: InferenceGateway, cache: PredictionCache, metrics: ServiceMetrics
+        self,
+        gateway: InferenceGateway,
+        cache: PredictionCache,
+        metrics: ServiceMetrics,
+        shared: SharedCache | None = None,
     ) -> None:
         self.gateway = gateway
         self.cache = cache
         self.metrics = metrics
+        self.shared = shared if cache.enabled else None
 
     async def answer(self, text: str) -> tuple[ModelInfo, Answer]:
         info = self.gateway.current()
-        (hit,) = self.cache.get_many(info, (text,))
+        (hit,) = await self._lookup(info, (text,))
         if hit is not None:
             self._count(hits=1, misses=0)
             return info, Answer(hit, True)
         self._count(hits=0, misses=1)
         info, prediction = await self.gateway.predict(text)
-        self.cache.put_many(info, (text,), (prediction,))
+        await self._store(info, (text,), (prediction,))
         return info, Answer(prediction, False)
 
     async def answer_many(self, texts: Sequence[str]) -> tuple[ModelInfo, list[Answer]]:
         info = self.gateway.current()
-        found = self.cache.get_many(info, texts)
+        found = await self._lookup(info, texts)
         missing = [text for text, hit in zip(texts, found, strict=True) if hit is None]
         self._count(hits=len(texts) - len(missing), misses=len(missing))
         if not missing:
             return info, [Answer(hit, True) for hit in found if hit is not None]
         info, fresh = await self.gateway.predict_texts(missing)
-        self.cache.put_many(info, missing, fresh)
+        await self._store(info, missing, fresh)
         by_text = dict(zip(missing, fresh, strict=True))
         return info, [
             Answer(hit, True) if hit is not None else Answer(by_text[text], False)
             for text, hit in zip(texts, found, strict=True)
         ]
+
+    async def _lookup(self, info: ModelInfo, texts: Sequence[str]) -> list[Prediction | None]:
+        """This process's cache, then the shared layer for what it lacks (kept here too)."""
+        found = self.cache.get_many(info, texts)
+        if self.shared is None or all(hit is not None for hit in found):
+            return found
+        lacking = [i for i, hit in enumerate(found) if hit is None]
+        shared = await self.shared.get_many(info, [texts[i] for i in lacking])
+        known = [(texts[i], hit) for i, hit in zip(lacking, shared, strict=True) if hit]
+        if known:
+            self.cache.put_many(info, [t for t, _ in known], [h for _, h in known])
+        for i, hit in zip(lacking, shared, strict=True):
+            found[i] = hit
+        return found
+
+    async def _store(
+        self, info: ModelInfo, texts: Sequence[str], predictions: Sequence[Prediction]
+    ) -> None:
+        self.cache.put_many(info, texts, predictions)
+        if self.shared is not None:
+            await self.shared.put_many(info, texts, predictions)
 
     def _count(self, *, hits: int, misses: int) -> None:
         if self.cache.enabled:

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from server_process import free_port, running_server
+from server_process import free_port, running_server, wait_listening
 
 from clfserve.registry import register_artefact, set_alias
 
@@ -101,6 +101,17 @@ def wait_for_candidate(url: str, version: str) -> dict[str, Any]:
     raise AssertionError(f"no decision about version {version}: {candidate}")
 
 
+def wait_for_evaluation(url: str, trigger: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        latest = httpx.get(f"{url}/staleness", timeout=10).json()["latest"]
+        if latest is not None and latest["trigger"] == trigger:
+            result: dict[str, Any] = latest
+            return result
+        time.sleep(0.2)
+    raise AssertionError(f"no {trigger!r} evaluation within 60 s")
+
+
 def tampered(source: Path, into: Path, how: str) -> Path:
     folder = shutil.copytree(source, into)
     if how == "corrupt":
@@ -121,7 +132,8 @@ def test_the_server_follows_the_alias_under_load_and_never_serves_a_bad_candidat
     from mlflow.tracking import MlflowClient
 
     v1 = register(tiny_artefact, alias=True)
-    with running_server(tmp_path, serve_env(mlflow_tracking)) as server:
+    monitor = {"CLFSERVE_STALENESS_ENABLED": "true", "CLFSERVE_STALENESS_INITIAL_DELAY": "off"}
+    with running_server(tmp_path, serve_env(mlflow_tracking, **monitor)) as server:
         assert httpx.get(f"{server.url}/model").json()["version"] == v1
         load = LoadLoop(server.url, seconds=INTERVAL_S + FLIP_MARGIN_S + 5)
         load.start()
@@ -147,6 +159,10 @@ def test_the_server_follows_the_alias_under_load_and_never_serves_a_bad_candidat
         assert set(versions[first_v2:]) == {v2}, "once swapped, only the new version answers"
         assert model["version"] == v2
         assert model["candidate"]["status"] == "swapped"
+        # The staleness monitor evaluates the new version now, not at its next daily run.
+        evaluation = wait_for_evaluation(server.url, trigger="swap")
+        assert evaluation["model"]["version"] == v2
+        assert evaluation["status"] in ("healthy", "stale")
 
         # A corrupt candidate is rejected; the serving version keeps answering.
         v3 = register(tampered(tiny_artefact, tmp_path / "corrupt", "corrupt"), alias=True)
@@ -201,6 +217,7 @@ def test_registry_down_at_start_serves_the_local_copy_or_says_why(
 
     empty_home = {"CLFSERVE_HOME": str(tmp_path / "empty-home")}
     with running_server(tmp_path, serve_env(down, **empty_home), ready=False) as server:
+        wait_listening(server)
         for _ in range(300):  # bounded: 30 s
             model = httpx.get(f"{server.url}/model").json()
             if model["status"] != "loading":

@@ -2,8 +2,9 @@
 
 The new version's validation macro-F1 is compared with the one the alias's current version logged
 at its own release, on the variant both served on CPU (int8 where both have it, else fp32). The
-alias moves when the new score is at most ``max_regression`` below (or with ``force``); either
-way the decision and both scores are tagged on the new version's MLflow run.
+alias moves when the new score is at most ``max_regression`` below, when the champion logged no
+comparable score, or with ``force``; either way the decision and both scores are tagged on the
+new version's MLflow run.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ def promote(
         )  # fmt: skip
         new = candidate.get(f"val_{variant}_macro_f1") if variant else None
         old = champion.get(f"val_{variant}_macro_f1") if variant else None
-        passes = new is not None and old is not None and new >= old - release.max_regression
+        # A champion registered without validation scores cannot be compared: it does not block.
+        passes = old is None or (new is not None and new >= old - release.max_regression)
         decision: Literal["promoted", "forced", "refused"] = (
             "promoted" if passes else "forced" if release.force else "refused"
         )

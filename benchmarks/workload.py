@@ -58,10 +58,8 @@ def resolve_artefact(spec: str | None = None) -> Path:
         if (folder / "manifest.json").is_file():
             return folder.resolve()
         raise MissingModel(f"{folder}: not an artefact folder (no manifest.json); {HOW_TO_BUILD}")
-    try:
-        from clfserve.export import registry
-    except ImportError as exc:
-        raise MissingModel(f"cannot resolve {spec}: {exc}; {HOW_TO_BUILD}") from exc
+    from clfserve import registry
+
     uri = os.environ.get("MLFLOW_TRACKING_URI") or registry.tracking_uri(clfserve_home())
     db = uri.removeprefix("sqlite:///")
     if uri.startswith("sqlite:///") and not Path(db).is_file():
@@ -69,7 +67,7 @@ def resolve_artefact(spec: str | None = None) -> Path:
         raise MissingModel(f"no MLflow registry at {db}; {HOW_TO_BUILD}")
     os.environ["MLFLOW_TRACKING_URI"] = uri
     try:
-        folder = Path(registry.resolve_model_uri(spec).path)
+        folder = Path(registry.resolve_model(spec).path)
     except Exception as exc:  # MLflow raises its own types for unknown names/aliases
         raise MissingModel(f"cannot resolve {spec} ({exc}); {HOW_TO_BUILD}") from exc
     if not (folder / "manifest.json").is_file():

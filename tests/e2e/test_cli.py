@@ -119,7 +119,8 @@ def test_export_registers_and_release_if_missing_then_skips(
     output = tmp_path / "artefact"
     exported = run("export", "--model", str(tiny_checkpoint), "--output", str(output))
     assert exported.returncode == 0, exported.stderr
-    assert "registered models:/clfserve-sentiment/1, alias champion" in exported.stdout
+    assert "registered models:/clfserve-sentiment/1" in exported.stdout
+    assert "@champion -> version 1 (the first)" in exported.stdout
 
     skipped = run("release", "--if-missing")
     assert skipped.returncode == 0, skipped.stderr

@@ -36,7 +36,25 @@ model: $(STAMP) ## train, export and register the default model unless clfserve-
 serve: model ## set everything up and serve the default model on $(HOST):$(PORT)
 	$(VENV)/bin/clfserve serve --host $(HOST) --port $(PORT)
 
-test: $(STAMP) ## set everything up and run the whole test suite
+chromium: ## install Debian's chromium (the docs-page browser test drives it) unless present
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else \
+	    echo "chromium is missing and this is not root: run 'sudo apt-get install -y chromium'," \
+	      "or the docs-page test (tests/e2e/test_docs_page.py) fails" >&2; \
+	  fi; }
+
+redis-server: ## install Debian's redis-server (tests start their own on free ports) unless present
+	@command -v redis-server >/dev/null 2>&1 || test -x /usr/bin/redis-server || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; \
+	  else \
+	    echo "the tests need redis-server and this is not root:" \
+	      "run 'sudo apt-get install -y redis-server', then make test again" >&2; exit 1; \
+	  fi; }
+
+test: $(STAMP) chromium redis-server ## set everything up and run the whole test suite
 	$(VENV)/bin/pytest
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy
@@ -63,4 +81,4 @@ mlflow-ui: $(STAMP) ## open the MLflow UI on the project registry at 127.0.0.1:$
 clean: ## remove the virtual environment and caches (keeps the registry)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
 
-.PHONY: help install model serve test lint format bench bench-compare bench-http mlflow-ui clean
+.PHONY: help install chromium redis-server model serve test lint format bench bench-compare bench-http mlflow-ui clean

@@ -6,7 +6,8 @@
         ^            ^                        |
         +-------- service  <------------------+
 
-runtime imports no other room; evaluation only runtime; registry only runtime (its errors);
+runtime and client (the HTTP client, httpx only) import no other room; evaluation only
+runtime; registry only runtime (its errors);
 export never imports service, service never imports export, and neither imports the CLI,
 which joins them all.
 """
@@ -21,9 +22,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ROOMS = ("cli", "evaluation", "export", "registry", "runtime", "service")
+ROOMS = ("cli", "client", "evaluation", "export", "registry", "runtime", "service")
 ALLOWED: dict[str, set[str]] = {
     "runtime": set(),
+    "client": set(),
     "evaluation": {"runtime"},
     "registry": {"runtime"},
     "export": {"runtime", "evaluation", "registry"},
@@ -106,5 +108,18 @@ def test_light_rooms_stay_light() -> None:
         "heavy = {'torch', 'transformers', 'mlflow', 'optimum', 'onnx', 'litestar'}\n"
         "loaded = heavy & {m.split('.')[0] for m in sys.modules}\n"
         "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_the_client_needs_only_httpx() -> None:
+    """`clfserve.client` talks HTTP: none of the runtime's or the service's packages load."""
+    code = (
+        "import sys\n"
+        "import clfserve.client\n"
+        "other = {'numpy', 'tokenizers', 'onnxruntime', 'litestar', 'msgspec', 'mlflow'}\n"
+        "loaded = other & {m.split('.')[0] for m in sys.modules}\n"
+        "assert not loaded, loaded\n"
+        "assert 'httpx' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
+from clfserve.service import contract
 from clfserve.service.envsettings import markdown_table
 from clfserve.service.settings import Settings, StalenessSettings
 
@@ -22,7 +25,17 @@ def rewrite_settings_tables(text: str) -> str:
         while end < len(lines) and lines[end].startswith("|"):
             end += 1
         lines[start:end] = table
-    return "\n".join(lines)
+    return rewrite_error_table("\n".join(lines))
+
+
+ERROR_TABLE_HEADER = "| when | status | headers |"
+
+
+def rewrite_error_table(text: str) -> str:
+    """``text`` with the error table replaced by the one `contract` declares."""
+    start = text.index(ERROR_TABLE_HEADER)
+    end = text.index("\n\n", start)
+    return text[:start] + contract.markdown_table() + text[end:]
 
 
 def test_settings_tables_match_the_declarations() -> None:
@@ -30,6 +43,11 @@ def test_settings_tables_match_the_declarations() -> None:
     text = README.read_text(encoding="utf-8")
     for cls in (Settings, StalenessSettings):
         assert markdown_table(cls) in text, f"README table of {cls.__name__} is out of date"
+
+
+def test_error_table_is_the_contract_the_openapi_document_is_built_from() -> None:
+    """When this fails, `python tests/test_readme.py` rewrites the table."""
+    assert contract.markdown_table() in README.read_text(encoding="utf-8")
 
 
 # -- examples that come from real output: run them on the tiny model, compare shapes ------------
@@ -134,6 +152,39 @@ def test_staleness_example_has_the_shape_of_a_real_evaluation(tiny_artefact: Pat
     # MLflow logging is off here; the example shows a logged run's extra fields.
     assert set(shown.pop("tracking")) <= set(example.pop("tracking"))
     assert _shape(example) == _shape(shown)
+
+
+def test_python_client_example_runs_against_the_service(capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's client snippet, as a user pastes it, against the app (fake model)."""
+    from clfserve.service import Settings, create_app
+    from clfserve.service.staleness.settings import StalenessSettings
+
+    sys.path.insert(0, str(Path(__file__).parent / "service"))
+    from service_fakes import FakePredictor, loader_for, ready_client
+
+    lines = _block_after("**Python: `clfserve.client`**", "```python")
+    code = "\n".join(lines)
+    url = '"http://127.0.0.1:5000"'
+    assert url in code
+    settings = Settings().replace(
+        rate_limit=None, staleness=StalenessSettings().replace(enabled=False)
+    )
+    http = ready_client(create_app(settings, loader=loader_for(FakePredictor())))
+    try:
+        namespace: dict[str, object] = {"_http": http}
+        exec(compile(code.replace(url, "http=_http"), "README.md", "exec"), namespace)
+    finally:
+        http.__exit__(None, None, None)
+    printed = capsys.readouterr().out.splitlines()
+    claimed = [line.split("# ", 1)[1] for line in lines if "print(" in line]
+    assert len(printed) == len(claimed) == 4
+    # The fake model's scores and labels differ from the real one's; the shapes must not.
+    assert printed[0].split()[0] in ("positive", "negative")
+    assert len(printed[0].split()) == 3
+    assert printed[1].startswith("['")
+    assert printed[1].count("'") == 4
+    assert printed[2] == "True int8" == claimed[2]
+    assert printed[3] == claimed[3]
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
 
 Measures the in-process runtime first (same texts, same threads, no server), then starts one
 server per configuration (cache off/on, micro-batching on/off; rate limit and the staleness
-monitor off), runs each scenario for a bounded time after a short warm-up, stops the server and
+monitor off), runs each scenario for a bounded time after a short warm-up, stops the server,
+then measures the rate limiter's cost in alternated rounds (`benchmarks.http.limiter`), and
 writes ``benchmarks/results/http-latest.json`` and ``.md``.
 """
 
@@ -26,7 +27,8 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.http.server import get, post_json, running_server
+from benchmarks.http import limiter
+from benchmarks.http.server import get, running_server
 from benchmarks.http.wrk import require_wrk, run_wrk, write_script
 from benchmarks.workload import (
     RESULTS,
@@ -37,6 +39,7 @@ from benchmarks.workload import (
     resolve_artefact,
     reviews,
 )
+from clfserve.client import ApiError, Client
 
 DISTINCT = 2048
 """Distinct review texts cycled through by the cache-off /predict scenarios."""
@@ -44,6 +47,8 @@ CACHED = 64
 """Texts cycled through by the cached scenario (all warmed into the cache first)."""
 BATCH = 32
 """Texts per /batch_predict request."""
+LIMITER = "limiter"
+"""``--only limiter``: the rate limiter's cost (`benchmarks.http.limiter`)."""
 
 SERVERS: dict[str, dict[str, str]] = {
     "microbatch on, cache off": {"CLFSERVE_CACHE": "false"},
@@ -175,15 +180,7 @@ def run_all(
     duration: float, warmup: float, workdir: Path,
 ) -> list[dict[str, Any]]:  # fmt: skip
     rows = []
-    common = {
-        "CLFSERVE_MODEL_URI": str(artefact),
-        "CLFSERVE_DEVICE": "cpu",
-        "CLFSERVE_THREADS": str(threads),
-        "CLFSERVE_RATE_LIMIT": "off",
-        "CLFSERVE_STALENESS_ENABLED": "false",
-        "CLFSERVE_LOG_LEVEL": "warning",
-        "CLFSERVE_ACCESS_LOG": "false",
-    }
+    common = common_env(artefact, threads)
     for server, extra in SERVERS.items():
         todo = [s for s in chosen if s.server == server]
         if not todo:
@@ -191,7 +188,8 @@ def run_all(
         print(f"server: {server}", flush=True)
         with running_server({**common, **extra}, workdir / f"server-{len(rows)}.log") as base:
             if server == "cache on":  # fill the cache with every text the scenario sends
-                post_json(f"{base}/batch_predict", {"texts": list(texts[:CACHED])})
+                with Client(base, timeout=60.0) as client:
+                    client.batch_predict(texts[:CACHED])
             for scenario in todo:
                 script = write_script(
                     workdir, scenario.name, scenario.path, bodies(scenario.bodies, texts)
@@ -201,14 +199,41 @@ def run_all(
     return rows
 
 
+def common_env(artefact: Path, threads: int) -> dict[str, str]:
+    return {
+        "CLFSERVE_MODEL_URI": str(artefact),
+        "CLFSERVE_DEVICE": "cpu",
+        "CLFSERVE_THREADS": str(threads),
+        "CLFSERVE_RATE_LIMIT": "off",
+        "CLFSERVE_STALENESS_ENABLED": "false",
+        "CLFSERVE_LOG_LEVEL": "warning",
+        "CLFSERVE_ACCESS_LOG": "false",
+    }
+
+
+def limiter_cost(
+    artefact: Path, texts: Sequence[str], threads: int, duration: float, warmup: float,
+    workdir: Path,
+) -> dict[str, Any]:  # fmt: skip
+    print("rate limiter cost (alternated rounds):", flush=True)
+    scenario = Scenario(LIMITER, "", "/predict", limiter.CONNECTIONS, "distinct")
+    script = write_script(workdir, LIMITER, "/predict", bodies("distinct", texts))
+    return limiter.run_limiter_cost(
+        common_env(artefact, threads), script, lambda base: _check_one(base, scenario, texts),
+        duration, warmup, workdir,
+    )  # fmt: skip
+
+
 def _check_one(base: str, scenario: Scenario, texts: Sequence[str]) -> None:
     """One request by hand, so a scenario that only produces errors fails loudly."""
-    payload = {"texts": list(texts[:BATCH])} if scenario.bodies == "batch" else {"text": texts[0]}
-    status, body = post_json(f"{base}{scenario.path}", payload)
-    if status != 200:
-        raise RuntimeError(
-            f"{scenario.name}: POST {scenario.path} answered {status}: {body[:300]!r}"
-        )
+    try:
+        with Client(base, timeout=60.0) as client:
+            if scenario.bodies == "batch":
+                client.batch_predict(texts[:BATCH])
+            else:
+                client.predict(texts[0])
+    except ApiError as exc:
+        raise RuntimeError(f"{scenario.name}: POST {scenario.path} answered {exc}") from None
 
 
 # -- report --------------------------------------------------------------------------------------
@@ -289,6 +314,8 @@ def markdown(report: dict[str, Any]) -> str:
     if "cached_req_per_s" in t:
         lines.append(_row("cached /predict req/s (1 worker)", f"{t['cached_req_per_s']:,.0f}",
                           "≥ 3,000"))  # fmt: skip
+    if report.get("limiter"):
+        lines += limiter.markdown(report["limiter"])
     return "\n".join(lines) + "\n"
 
 
@@ -303,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default="",
-        help=f"comma-separated scenarios of: {', '.join(s.name for s in SCENARIOS)}",
+        help=f"comma-separated scenarios of: {', '.join(s.name for s in SCENARIOS)}, {LIMITER}",
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for http-latest.json/.md")
     args = parser.parse_args(argv)  # fmt: skip
@@ -316,10 +343,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     wanted = {n for n in args.only.split(",") if n}
     chosen = [s for s in SCENARIOS if not wanted or s.name in wanted]
-    if wanted - {s.name for s in SCENARIOS}:
-        parser.error(
-            f"unknown scenario(s): {', '.join(sorted(wanted - {s.name for s in SCENARIOS}))}"
-        )
+    unknown = wanted - {s.name for s in SCENARIOS} - {LIMITER}
+    if unknown:
+        parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     threads = bench_threads()
     texts = reviews()[:DISTINCT]
     started = machine()
@@ -328,6 +354,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"in-process: {ref}", flush=True)
     with tempfile.TemporaryDirectory(prefix="clfserve-bench-http-") as tmp:
         rows = run_all(artefact, texts, chosen, threads, args.duration, args.warmup, Path(tmp))
+        costs = None
+        if not wanted or LIMITER in wanted:
+            costs = limiter_cost(artefact, texts, threads, args.duration, args.warmup, Path(tmp))
     report = {
         "datetime": datetime.now(UTC).isoformat(timespec="seconds"),
         "model": model_spec(),
@@ -338,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         "warmup_s": args.warmup,
         "in_process": ref,
         "scenarios": rows,
+        "limiter": costs,
     }
     report["targets"] = targets(rows, ref)
     args.out.mkdir(parents=True, exist_ok=True)

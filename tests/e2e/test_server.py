@@ -12,6 +12,7 @@ import httpx
 import pytest
 from server_process import Server, running_server, wait_listening
 
+from clfserve.client import AsyncClient, Client, Prediction, RateLimited, RetryPolicy
 from clfserve.runtime import Classifier
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -69,35 +70,43 @@ def http(server: Server) -> Iterator[httpx.Client]:
         yield client
 
 
-def test_predictions_equal_the_runtime(http: httpx.Client, classifier: Classifier) -> None:
+@pytest.fixture
+def api(server: Server) -> Iterator[Client]:
+    with Client(server.url, timeout=30.0) as client:
+        yield client
+
+
+def test_predictions_equal_the_runtime(
+    api: Client, http: httpx.Client, classifier: Classifier
+) -> None:
     for text in REVIEWS:
-        response = http.post("/predict", json={"text": text})
-        assert response.status_code == 200
-        body = response.json()
+        answer = api.predict(text)
         (expected,) = classifier.predict([text])
-        assert body["label"] == expected.label
-        assert body["scores"] == pytest.approx(expected.scores, abs=1e-5)
-        assert response.headers["x-model-version"] == classifier.info.version
+        assert answer.label == expected.label
+        assert answer.scores == pytest.approx(expected.scores, abs=1e-5)
+        assert answer.model.version == classifier.info.version
+    response = http.post("/predict", json={"text": REVIEWS[0]})
+    assert response.headers["x-model-version"] == classifier.info.version
 
 
-def test_batch_keeps_the_order(http: httpx.Client, classifier: Classifier) -> None:
+def test_batch_keeps_the_order(api: Client, classifier: Classifier) -> None:
     texts = [f"{text} (in a batch)" for text in REVIEWS]
-    body = http.post("/batch_predict", json={"texts": texts}).json()
+    batch = api.batch_predict(texts)
     expected = classifier.predict(texts)
-    assert len(body["predictions"]) == len(texts)
-    for got, want in zip(body["predictions"], expected, strict=True):
-        assert got["label"] == want.label
-        assert got["scores"] == pytest.approx(want.scores, abs=1e-5)
+    assert len(batch.predictions) == len(texts)
+    for got, want in zip(batch.predictions, expected, strict=True):
+        assert got.label == want.label
+        assert got.scores == pytest.approx(want.scores, abs=1e-5)
 
 
-def test_repeat_is_a_cache_hit(http: httpx.Client) -> None:
+def test_repeat_is_a_cache_hit(api: Client) -> None:
     text = "a repeat performance"
-    first = http.post("/predict", json={"text": text}).json()
-    second = http.post("/predict", json={"text": text}).json()
-    assert (first["cached"], second["cached"]) == (False, True)
-    assert second["scores"] == first["scores"]
-    batch = http.post("/batch_predict", json={"texts": [text, "something new"]}).json()
-    assert [p["cached"] for p in batch["predictions"]] == [True, False]
+    first = api.predict(text)
+    second = api.predict(text)
+    assert (first.cached, second.cached) == (False, True)
+    assert second.scores == first.scores
+    batch = api.batch_predict([text, "something new"])
+    assert [p.cached for p in batch.predictions] == [True, False]
 
 
 @pytest.mark.parametrize(("route", "body", "status"), BAD_INPUTS)
@@ -119,20 +128,17 @@ def test_64_concurrent_distinct_texts_each_get_their_own_answer(
     # Distinct expected scores, so a mix-up between callers could not go unnoticed.
     assert len({round(p.scores["positive"], 6) for p in expected}) > 32
 
-    async def fire() -> list[httpx.Response]:
+    async def fire() -> list[Prediction]:
         limits = httpx.Limits(max_connections=64)
-        async with httpx.AsyncClient(base_url=server.url, timeout=60.0, limits=limits) as client:
-            return await asyncio.gather(
-                *(client.post("/predict", json={"text": text}) for text in texts)
-            )
+        http = httpx.AsyncClient(base_url=server.url, timeout=60.0, limits=limits)
+        async with http, AsyncClient(http=http) as client:
+            return await asyncio.gather(*(client.predict(text) for text in texts))
 
-    responses = asyncio.run(fire())
-    for text, response, want in zip(texts, responses, expected, strict=True):
-        assert response.status_code == 200, text
-        body = response.json()
-        assert body["label"] == want.label, text
-        assert body["scores"] == pytest.approx(want.scores, abs=1e-5), text
-        assert body["cached"] is False
+    answers = asyncio.run(fire())
+    for text, answer, want in zip(texts, answers, expected, strict=True):
+        assert answer.label == want.label, text
+        assert answer.scores == pytest.approx(want.scores, abs=1e-5), text
+        assert answer.cached is False
 
 
 def test_model_metrics_and_schema_answer(http: httpx.Client, classifier: Classifier) -> None:
@@ -167,6 +173,11 @@ def test_429_after_the_limit_while_health_answers(tiny_artefact: Path, tmp_path:
         assert int(refused.headers["retry-after"]) >= 1
         assert refused.headers["ratelimit-remaining"] == "0"
         assert "rate limit" in refused.json()["detail"]
+        with pytest.raises(RateLimited) as raised:
+            Client(http=http, retry=RetryPolicy(retries=0)).predict("and another")
+        assert raised.value.retry_after is not None
+        assert raised.value.retry_after >= 1
+        assert "rate limit" in raised.value.detail
         for _ in range(10):
             assert http.get("/health/live").status_code == 200
         assert http.get("/health/ready").status_code == 200

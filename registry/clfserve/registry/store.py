@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from urllib.parse import unquote, urlparse
 
 from clfserve.registry.errors import RegistryError
 from clfserve.registry.home import artefact_store, models_cache, tracking_uri
+from clfserve.registry.pyfunc import write_mlmodel
 from clfserve.registry.relocation import adopt_moved_home
 from clfserve.registry.uri import is_registry_uri, parse_model_uri
 
@@ -74,6 +76,7 @@ def register_artefact(
             for key, number in metrics.items():
                 client.log_metric(run_id, key, float(number))
             client.log_artifacts(run_id, str(folder), ARTEFACT_PATH)
+            _log_pyfunc_flavor(client, run_id)
             client.set_terminated(run_id)
             _ensure_registered_model(client, name)
             source = f"{run.info.artifact_uri.rstrip('/')}/{ARTEFACT_PATH}"
@@ -86,6 +89,12 @@ def register_artefact(
     return Registered(
         name, str(version.version), alias, run_id, f"models:/{name}/{version.version}"
     )
+
+
+def _log_pyfunc_flavor(client: MlflowClient, run_id: str) -> None:
+    """``MLmodel`` next to the logged artefact: the version is also an MLflow pyfunc model."""
+    with tempfile.TemporaryDirectory(prefix="clfserve-mlmodel-") as scratch:
+        client.log_artifact(run_id, str(write_mlmodel(Path(scratch))), ARTEFACT_PATH)
 
 
 def resolve_model(model: str, uri: str | None = None, cache: Path | None = None) -> ResolvedModel:

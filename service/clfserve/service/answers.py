@@ -1,8 +1,8 @@
 """Answering texts: the prediction cache first, then the model through the gateway.
 
 The cache is a bounded TTL cache (cachetools, behind a lock) keyed by the model's identity
-(name, version, weights checksum and variant) and the exact text, so a different model never serves another
-model's answers; those just age out. With Redis configured, a shared layer
+(name, version, weights checksum and variant) and the exact text, so a different model never
+serves another model's answers; those just age out. With Redis configured, a shared layer
 (`sharedcache.SharedPredictionCache`) sits behind it: what this process lacks is looked up there
 (and kept here), and every fresh answer is written to both.
 """
@@ -42,13 +42,13 @@ class SharedCache(Protocol):
     """A cache layer other processes see too (`sharedcache.SharedPredictionCache`); it never
     raises: an unreachable store answers misses and drops writes."""
 
-    async def get_many(
-        self, info: ModelInfo, texts: Sequence[str]
-    ) -> list[Prediction | None]: ...
+    async def get_many(self, info: ModelInfo, texts: Sequence[str]) -> list[Prediction | None]:
+        """The cached answer of each text, or None."""
 
     async def put_many(
         self, info: ModelInfo, texts: Sequence[str], predictions: Sequence[Prediction]
-    ) -> None: ...
+    ) -> None:
+        """Cache ``predictions`` of ``texts``."""
 
 
 class PredictionCache:

@@ -28,7 +28,6 @@ from litestar.datastructures import MutableScopeHeaders, State
 from litestar.exceptions import TooManyRequestsException
 from litestar.handlers import HTTPRouteHandler
 from litestar.middleware import DefineMiddleware
-from litestar.openapi import OpenAPIConfig
 from litestar.types import Message, Scope
 
 from clfserve.runtime import ClfserveError
@@ -37,9 +36,10 @@ from clfserve.service.errors import error_response, throttled_handler
 from clfserve.service.loading import load_model
 from clfserve.service.metrics import MetricsMiddleware
 from clfserve.service.model_state import Model
+from clfserve.service.openapi import openapi_config
 from clfserve.service.routes import build_routes
 from clfserve.service.settings import Settings
-from clfserve.service.throttle import rate_limit_config
+from clfserve.service.throttle import RateLimitMiddleware
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,8 @@ def create_app(
             await loading  # see the module docstring; load_model never raises
         try:
             async with AsyncExitStack() as stack:
+                if ctx.redis is not None:
+                    await stack.enter_async_context(ctx.redis.watch())
                 for hook in lifespan:
                     await stack.enter_async_context(hook(ctx))
                 yield
@@ -99,9 +101,11 @@ def create_app(
         ctx.metrics.throttled.labels(request.scope.get("path_template", "unknown")).inc()
 
     middleware: list[Any] = [DefineMiddleware(MetricsMiddleware, metrics=ctx.metrics)]
-    if settings.rate_limit is not None:
+    if ctx.limiter is not None:
         middleware.append(
-            rate_limit_config(settings.rate_limit, settings.trusted_proxies).middleware
+            DefineMiddleware(
+                RateLimitMiddleware, limiter=ctx.limiter, proxies=settings.trusted_proxies
+            )
         )
 
     return Litestar(
@@ -115,12 +119,7 @@ def create_app(
         lifespan=[run],
         state=State({STATE_KEY: ctx}),
         request_max_body_size=settings.max_body_bytes,
-        openapi_config=OpenAPIConfig(
-            title="clfserve",
-            version="1",
-            description="Text classification with an ONNX model.",
-            path="/schema",
-        ),
+        openapi_config=openapi_config(),
         logging_config=None,
     )
 

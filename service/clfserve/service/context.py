@@ -6,10 +6,13 @@ from dataclasses import dataclass
 
 from clfserve.service.answers import AnswerService, PredictionCache
 from clfserve.service.gateway import InferenceGateway
+from clfserve.service.limiter import RateLimiter
 from clfserve.service.metrics import ServiceMetrics
 from clfserve.service.model_state import ModelState
+from clfserve.service.redislink import RedisLink
 from clfserve.service.releases import ModelFollower
 from clfserve.service.settings import Settings
+from clfserve.service.sharedcache import SharedPredictionCache
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,10 @@ class ServiceContext:
     answers: AnswerService
     metrics: ServiceMetrics
     follower: ModelFollower
+    redis: RedisLink | None = None
+    """The Redis every replica shares (``CLFSERVE_REDIS_URL``), or None: all state is local."""
+    limiter: RateLimiter | None = None
+    """The per-client budget (None when ``CLFSERVE_RATE_LIMIT`` is off)."""
 
     @classmethod
     def build(cls, settings: Settings) -> ServiceContext:
@@ -38,6 +45,22 @@ class ServiceContext:
         cache = PredictionCache(
             settings.cache_size, settings.cache_ttl_s, enabled=settings.cache_enabled
         )
-        answers = AnswerService(gateway, cache, metrics)
+        redis = None
+        shared = None
+        if settings.redis_url is not None:
+            redis = RedisLink(
+                settings.redis_url,
+                prefix=settings.redis_prefix,
+                timeout_s=settings.redis_timeout_s,
+                retry_s=settings.redis_retry_s,
+                registry=metrics.registry,
+            )
+            shared = SharedPredictionCache(
+                redis, settings.shared_cache_size, settings.cache_ttl_s, metrics.registry
+            )
+        answers = AnswerService(gateway, cache, metrics, shared)
         follower = ModelFollower(settings, gateway, metrics)
-        return cls(settings, model, gateway, answers, metrics, follower)
+        limiter = None
+        if settings.rate_limit is not None:
+            limiter = RateLimiter(settings.rate_limit, redis, settings.rate_limit_fallback)
+        return cls(settings, model, gateway, answers, metrics, follower, redis, limiter)

@@ -92,17 +92,17 @@ def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[
 def throttled_handler(
     on_throttle: Callable[[Request[Any, Any, Any]], None],
 ) -> Callable[[Request[Any, Any, Any], TooManyRequestsException], Response[Any]]:
-    """429 with ``Retry-After`` (seconds until the window resets) next to the RateLimit headers."""
+    """429 with ``Retry-After`` (seconds until the budget has room) next to the RateLimit
+    headers; the detail is the limiter's reason."""
 
     def handle(request: Request[Any, Any, Any], exc: TooManyRequestsException) -> Response[Any]:
         on_throttle(request)
         headers = dict(exc.headers or {})
-        reset = headers.get("RateLimit-Reset", "1")
-        headers["Retry-After"] = str(max(1, int(reset))) if reset.isdigit() else "1"
+        if "Retry-After" not in headers:
+            reset = headers.get("RateLimit-Reset", "1")
+            headers["Retry-After"] = str(max(1, int(reset))) if reset.isdigit() else "1"
         return _json(
-            exc.status_code,
-            f"rate limit exceeded for this client address; retry after {headers['Retry-After']} s",
-            headers,
+            exc.status_code, f"{exc.detail}; retry after {headers['Retry-After']} s", headers
         )
 
     return handle

@@ -1,26 +1,150 @@
-"""OpenAPI request bodies for handlers that decode their own body (see `schemas`)."""
+"""The OpenAPI document: request bodies with the limits in force, every answer from `contract`.
+
+Handlers decode their own bodies (see `schemas`), so `documented` supplies what Litestar cannot
+infer: the request body (with the limits of this app's `Settings`), every failure status with its
+body, and the headers of each answer. `openapi_config` adds the shared header and security
+declarations and the offline docs page (`docs`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 import msgspec
-from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
+from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.spec import (
+    Components,
+    OpenAPIHeader,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    Operation,
+    Reference,
+    RequestBody,
+    Schema,
+    SecurityScheme,
+)
+
+from clfserve.service import contract
+from clfserve.service.contract import Failure
+from clfserve.service.docs import OfflineSwaggerUI
+from clfserve.service.schemas import Health
+
+BEARER = "bearer"
+"""Security scheme of the admin routes."""
+DOCS_PATH = "/schema"
 
 
-def operation_with_body(struct: type[msgspec.Struct], example: dict[str, Any]) -> type[Operation]:
-    """An `Operation` class documenting ``struct`` as the JSON request body."""
-    _, components = msgspec.json.schema_components([struct])
-    schema = cast(Schema, components[struct.__name__])  # a plain dict: Litestar emits it as is
-    body = RequestBody(
-        required=True,
-        content={"application/json": OpenAPIMediaType(schema=schema, example=example)},
-    )
+class ErrorBody(msgspec.Struct, omit_defaults=True):
+    """Every error answer: the status again, and what to do about it."""
+
+    status_code: int
+    detail: str
+    extra: Any | None = None
+
+
+_STRING = {"type": "string"}
+_INTEGER = {"type": "integer", "minimum": 0}
+
+
+def _header_schema(name: str) -> dict[str, Any]:
+    return _STRING if name in (contract.MODEL_VERSION, "RateLimit-Policy",
+                               contract.WWW_AUTHENTICATE) else _INTEGER  # fmt: skip
+
+
+def _header_ref(name: str) -> Reference:
+    return Reference(ref=f"#/components/headers/{name}")
+
+
+def _describe(failures: Sequence[Failure]) -> str:
+    return "; ".join(failure.when for failure in failures)
+
+
+def documented(
+    failures: Sequence[Failure],
+    *,
+    body: tuple[dict[str, Any], dict[str, Any]] | None = None,
+    admin: bool = False,
+    throttled: bool = True,
+) -> dict[str, Any]:
+    """Route decorator arguments documenting ``failures`` (from `contract`), the request
+    ``body`` (JSON Schema, example), bearer auth for ``admin`` routes, and the headers: the
+    model version on every answer, the RateLimit headers on routes that are ``throttled``."""
+    by_status: dict[int, list[Failure]] = {}
+    for failure in failures:
+        by_status.setdefault(failure.status, []).append(failure)
+    responses = {
+        status: ResponseSpec(
+            data_container=Health if group[0].health_body else ErrorBody,
+            description=_describe(group),
+            generate_examples=False,
+        )
+        for status, group in by_status.items()
+    }
+    required = {str(status): {h for f in group for h in f.headers}
+                for status, group in by_status.items()}  # fmt: skip
+    request_body = None
+    if body is not None:
+        schema, example = body
+        request_body = RequestBody(
+            required=True,
+            content={
+                "application/json": OpenAPIMediaType(
+                    schema=cast(Schema, schema),  # a plain dict: Litestar emits it as is
+                    example=example,
+                )
+            },
+        )
 
     @dataclass
-    class WithBody(Operation):
+    class Documented(Operation):
         def __post_init__(self) -> None:
-            self.request_body = body
+            if request_body is not None:
+                self.request_body = request_body
+            for status, response in (self.responses or {}).items():
+                assert isinstance(response, OpenAPIResponse)
+                names = [contract.MODEL_VERSION, *sorted(required.get(status, ()))]
+                if throttled:
+                    names += [h for h in contract.RATE_LIMIT_HEADERS if h not in names]
+                response.headers = {name: _header_ref(name) for name in names}
 
-    return WithBody
+    kwargs: dict[str, Any] = {"responses": responses, "operation_class": Documented}
+    if admin:
+        kwargs["security"] = [{BEARER: []}]
+    return kwargs
+
+
+def components() -> Components:
+    """Header and security declarations the operations refer to."""
+    headers: dict[str, OpenAPIHeader | Reference] = {
+        name: OpenAPIHeader(
+            schema=cast(Schema, _header_schema(name)),
+            description=text,
+            required=not name.startswith("RateLimit-"),  # only while a limit is on
+        )
+        for name, text in contract.HEADERS.items()
+    }
+    return Components(
+        headers=headers,
+        security_schemes={
+            BEARER: SecurityScheme(
+                type="http",
+                scheme="bearer",
+                description="`Authorization: Bearer <CLFSERVE_ADMIN_TOKEN>`",
+            )
+        },
+    )
+
+
+def openapi_config() -> OpenAPIConfig:
+    """The document's metadata, shared declarations and the offline docs page at ``/schema``."""
+    return OpenAPIConfig(
+        title="clfserve",
+        version="1",
+        description="Text classification with an ONNX model. Every error answer is JSON "
+        '`{"status_code": N, "detail": "..."}` with a detail a person can act on.',
+        path=DOCS_PATH,
+        components=components(),
+        render_plugins=[OfflineSwaggerUI(DOCS_PATH)],
+    )

@@ -9,10 +9,11 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from clfserve.runtime import ModelInfo
+from clfserve.service import contract
 from clfserve.service.admin import check_admin
 from clfserve.service.context import ServiceContext
 from clfserve.service.model_state import ModelStatus
-from clfserve.service.openapi import operation_with_body
+from clfserve.service.openapi import documented
 from clfserve.service.schemas import (
     BatchPredictionOut,
     BatchPredictRequest,
@@ -30,6 +31,8 @@ from clfserve.service.throttle import EXEMPT_OPT
 
 EXEMPT = {EXEMPT_OPT: True}
 EXAMPLE = "a gorgeous, witty, seductive movie"
+METRICS_MEDIA_TYPE = "text/plain; version=1.0.0"
+"""Prometheus text format; Litestar adds ``charset=utf-8``."""
 
 
 def _ref(info: ModelInfo) -> ModelRef:
@@ -45,7 +48,9 @@ def build_routes(ctx: ServiceContext) -> list[HTTPRouteHandler]:
         status_code=HTTP_200_OK,
         tags=["predict"],
         summary="Classify one text",
-        operation_class=operation_with_body(PredictRequest, {"text": EXAMPLE}),
+        **documented(
+            contract.PREDICT, body=(limits.request_schema(PredictRequest), {"text": EXAMPLE})
+        ),
     )
     async def predict(request: Request[Any, Any, Any]) -> PredictionOut:
         text = decode_predict(await request.body(), limits)
@@ -57,7 +62,10 @@ def build_routes(ctx: ServiceContext) -> list[HTTPRouteHandler]:
         status_code=HTTP_200_OK,
         tags=["predict"],
         summary="Classify texts (answers in the same order)",
-        operation_class=operation_with_body(BatchPredictRequest, {"texts": [EXAMPLE, "dull"]}),
+        **documented(
+            contract.PREDICT,
+            body=(limits.request_schema(BatchPredictRequest), {"texts": [EXAMPLE, "dull"]}),
+        ),
     )
     async def batch_predict(request: Request[Any, Any, Any]) -> BatchPredictionOut:
         texts = decode_batch(await request.body(), limits)
@@ -67,11 +75,23 @@ def build_routes(ctx: ServiceContext) -> list[HTTPRouteHandler]:
             predictions=[prediction_out(a.prediction, a.cached, ref) for a in answers], model=ref
         )
 
-    @get("/health/live", tags=["health"], opt=EXEMPT, summary="The process is up")
+    @get(
+        "/health/live",
+        tags=["health"],
+        opt=EXEMPT,
+        summary="The process is up",
+        **documented(contract.EXEMPT, throttled=False),
+    )
     async def live() -> Health:
         return Health(status="alive")
 
-    @get("/health/ready", tags=["health"], opt=EXEMPT, summary="A model is loaded and warmed")
+    @get(
+        "/health/ready",
+        tags=["health"],
+        opt=EXEMPT,
+        summary="A model is loaded and warmed",
+        **documented(contract.READY, throttled=False),
+    )
     async def ready() -> Response[Health]:
         model = ctx.model
         if model.status is ModelStatus.READY and ctx.gateway.running:
@@ -81,7 +101,12 @@ def build_routes(ctx: ServiceContext) -> list[HTTPRouteHandler]:
             status_code=HTTP_503_SERVICE_UNAVAILABLE,
         )
 
-    @get("/model", tags=["model"], summary="What is being served, and how")
+    @get(
+        "/model",
+        tags=["model"],
+        summary="What is being served, and how",
+        **documented(contract.READ),
+    )
     async def model() -> ModelOut:
         state = ctx.model
         out = ModelOut(
@@ -105,11 +130,16 @@ def build_routes(ctx: ServiceContext) -> list[HTTPRouteHandler]:
             )  # fmt: skip
         return out
 
-    @get("/metrics", tags=["health"], opt=EXEMPT, summary="Prometheus metrics")
-    async def metrics() -> Response[bytes]:
-        return Response(
-            ctx.metrics.render(), media_type=ctx.metrics.content_type, status_code=HTTP_200_OK
-        )
+    @get(
+        "/metrics",
+        tags=["health"],
+        opt=EXEMPT,
+        summary="Prometheus metrics",
+        media_type=METRICS_MEDIA_TYPE,
+        **documented(contract.EXEMPT, throttled=False),
+    )
+    async def metrics() -> Response[str]:
+        return Response(ctx.metrics.render().decode(), media_type=METRICS_MEDIA_TYPE)
 
     @post(
         "/admin/reload",
@@ -117,6 +147,7 @@ def build_routes(ctx: ServiceContext) -> list[HTTPRouteHandler]:
         tags=["admin"],
         summary="Check the registry for a new version of the alias now, and swap to it "
         "(Authorization: Bearer <CLFSERVE_ADMIN_TOKEN>)",
+        **documented(contract.ADMIN, admin=True),
     )
     async def admin_reload(request: Request[Any, Any, Any]) -> dict[str, Any]:
         check_admin(request, ctx.settings.admin_token)

@@ -91,10 +91,47 @@ def prediction_out(prediction: Prediction, cached: bool, model: ModelRef) -> Pre
     )
 
 
+WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004"
+    "\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+"""What `str.strip` removes (`str.isspace`); a test pins it to Python's own definition."""
+NOT_ONLY_WHITESPACE = "[^" + "".join(f"\\u{ord(c):04x}" for c in WHITESPACE) + "]"
+"""JSON Schema ``pattern`` that a text passes when `check_text` finds more than whitespace
+(``\\uXXXX`` escapes, so ECMA-262 and Python engines read it the same)."""
+
+
 @dataclass(frozen=True)
 class Limits:
     max_text_chars: int
     max_batch_items: int
+
+    def text_schema(self) -> dict[str, Any]:
+        """The JSON Schema of one text: what `check_text` enforces."""
+        return {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": self.max_text_chars,
+            "pattern": NOT_ONLY_WHITESPACE,
+            "description": f"1 to {self.max_text_chars} characters, not only whitespace",
+        }
+
+    def request_schema(self, struct: type[msgspec.Struct]) -> dict[str, Any]:
+        """The JSON Schema of a request body (`PredictRequest` or `BatchPredictRequest`) with
+        the limits `decode_predict` and `decode_batch` enforce."""
+        _, components = msgspec.json.schema_components([struct])
+        schema: dict[str, Any] = components[struct.__name__]
+        properties = schema["properties"]
+        if "text" in properties:
+            properties["text"] = self.text_schema()
+        if "texts" in properties:
+            properties["texts"] = {
+                "type": "array",
+                "items": self.text_schema(),
+                "minItems": 1,
+                "maxItems": self.max_batch_items,
+            }
+        return schema
 
 
 _PREDICT = msgspec.json.Decoder(PredictRequest)

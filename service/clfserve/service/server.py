@@ -42,6 +42,14 @@ def _available(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def _shared_state(settings: Settings) -> str:
+    if settings.redis_url is None:
+        return "off (each process keeps its own)"
+    from clfserve.service.redislink import redacted
+
+    return f"in Redis {redacted(settings.redis_url)} (prefix {settings.redis_prefix})"
+
+
 def serve(settings: Settings) -> int:
     """Serve until SIGINT/SIGTERM; in-flight requests get ``graceful_timeout_s`` to finish.
 
@@ -57,9 +65,9 @@ def serve(settings: Settings) -> int:
     http = "httptools" if _available("httptools") else "h11"
     log.info(
         "starting clfserve on http://%s:%d: model %s, %d worker process(es), %s/%s, "
-        "rate limit %s",
+        "rate limit %s, shared state %s",
         settings.host, settings.port, settings.model_uri, settings.workers, loop, http,
-        settings.rate_limit or "off",
+        settings.rate_limit or "off", _shared_state(settings),
     )  # fmt: skip
     if settings.workers > 1:
         os.environ[SETTINGS_HANDOFF] = handoff(settings)

@@ -25,6 +25,7 @@ from clfserve.service.envsettings import (
     group,
     load,
     markdown_table,
+    not_blank,
     optional,
     parse_bool,
     parse_duration,
@@ -39,6 +40,7 @@ from clfserve.service.staleness.settings import StalenessSettings
 
 Device = Literal["auto", "cpu", "cuda"]
 RateUnit = Literal["second", "minute", "hour", "day"]
+RateFallback = Literal["local", "open", "closed"]
 VARIANTS = ("int8", "fp32")
 """The ONNX variants an export writes."""
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -85,6 +87,16 @@ def valid_model_uri(value: Any) -> str | None:
         except RegistryError as exc:
             return str(exc).split(": ", 1)[-1]
     return None
+
+
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def valid_redis_url(value: Any) -> str | None:
+    scheme, sep, rest = str(value).partition("://")
+    if value is None or (sep and rest and scheme.lower() in REDIS_SCHEMES):
+        return None
+    return "expected redis://HOST:PORT/DB, rediss://HOST:PORT/DB or unix:///PATH"
 
 
 def valid_log_level(value: Any) -> str | None:
@@ -187,7 +199,8 @@ class Settings:
     )
     workers: int = setting(
         "CLFSERVE_WORKERS", 1, parse_int,
-        "server processes (each has its own model, cache and rate-limit counters)",
+        "server processes (each has its own model; cache, rate-limit counters and schedule "
+        "are per process unless `CLFSERVE_REDIS_URL` shares them)",
         check=at_least(1), option="--workers",
     )  # fmt: skip
     graceful_timeout_s: float = setting(
@@ -206,6 +219,36 @@ class Settings:
         "CLFSERVE_ADMIN_TOKEN", None, optional(parse_str, "off", "none"),
         "Bearer token for `POST /admin/evaluate` and `POST /admin/reload`; unset = admin routes "
         "disabled (404)",
+    )  # fmt: skip
+    redis_url: str | None = setting(
+        "CLFSERVE_REDIS_URL", None, optional(parse_str, "off", "none"),
+        "shared state: `redis://HOST:6379/0` (or `rediss://`, `unix://`); every process naming "
+        "it shares one rate-limit budget per client, one prediction cache and one staleness "
+        "schedule; unset = each process keeps its own", check=valid_redis_url, shown="off",
+    )  # fmt: skip
+    redis_prefix: str = setting(
+        "CLFSERVE_REDIS_PREFIX", "clfserve", parse_str,
+        "prefix of every key in Redis: processes with the same URL and prefix are one service",
+        check=not_blank,
+    )  # fmt: skip
+    redis_timeout_s: float = setting(
+        "CLFSERVE_REDIS_TIMEOUT", 0.5, parse_duration,
+        "seconds one Redis operation may take (connect, then answer) before the process uses "
+        "its local state", check=above(0),
+    )  # fmt: skip
+    redis_retry_s: float = setting(
+        "CLFSERVE_REDIS_RETRY", 2.0, parse_duration,
+        "while Redis is unreachable, seconds between reconnection probes", check=above(0),
+    )  # fmt: skip
+    rate_limit_fallback: RateFallback = setting(
+        "CLFSERVE_RATE_LIMIT_FALLBACK", "local", choice("local", "open", "closed"),
+        "while Redis is unreachable: `local` (each process counts for itself, so N processes "
+        "admit up to N x the limit), `open` (no limit) or `closed` (limited routes answer 429)",
+    )  # fmt: skip
+    shared_cache_size: int = setting(
+        "CLFSERVE_SHARED_CACHE_SIZE", 100_000, parse_int,
+        "most predictions cached in Redis (slots of a direct-mapped cache, each expiring after "
+        "`CLFSERVE_CACHE_TTL`); the in-process cache stays in front of it", check=at_least(1),
     )  # fmt: skip
     staleness: StalenessSettings = group(StalenessSettings)
 

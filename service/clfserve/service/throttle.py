@@ -1,23 +1,29 @@
-"""Per-client rate limiting with Litestar's `RateLimitConfig`, keyed on the real client address.
+"""Per-client rate limiting as ASGI middleware, keyed on the real client address.
 
 ``X-Forwarded-For`` is believed only when the peer is a configured trusted proxy; then the client
 is the right-most address in the chain that is not itself a trusted proxy. Anyone else sending
 the header is keyed on their own address, so the header cannot dodge a limit.
 
-The counters live in the process (Litestar's default memory store): with ``--workers N`` a
-client may make up to N times the limit.
+Routes with ``opt={EXEMPT_OPT: True}`` (health, metrics) and ``/schema`` are never limited. A
+refused request raises `TooManyRequestsException`, which `errors.throttled_handler` answers
+(429, JSON ``detail``, ``Retry-After``); every limited response carries ``RateLimit-Limit``,
+``RateLimit-Remaining``, ``RateLimit-Reset`` and ``RateLimit-Policy``. The budget itself is
+`limiter.RateLimiter`: per process, or shared through Redis.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-from litestar import Request
-from litestar.middleware.rate_limit import RateLimitConfig
+from litestar.datastructures import MutableScopeHeaders
+from litestar.enums import ScopeType
+from litestar.exceptions import TooManyRequestsException
+from litestar.middleware import AbstractMiddleware
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from clfserve.service.settings import IPNetwork, RateLimit
+from clfserve.service.limiter import RateLimiter, Verdict
+from clfserve.service.settings import IPNetwork
 
 EXEMPT_OPT = "exempt_from_rate_limit"
 """Route ``opt`` key: handlers with ``opt={EXEMPT_OPT: True}`` are never throttled."""
@@ -42,18 +48,47 @@ def client_address(peer: str, forwarded_for: str | None, proxies: Sequence[IPNet
     return chain[0] if chain else peer
 
 
-def identifier_for(proxies: Sequence[IPNetwork]) -> Callable[[Request[Any, Any, Any]], str]:
-    def identify(request: Request[Any, Any, Any]) -> str:
-        peer = request.client.host if request.client else "unknown"
-        return client_address(peer, request.headers.get("x-forwarded-for"), proxies)
-
-    return identify
+def _forwarded_for(scope: Scope) -> str | None:
+    values = [v.decode("latin-1") for k, v in scope["headers"] if k == b"x-forwarded-for"]
+    return ", ".join(values) if values else None
 
 
-def rate_limit_config(limit: RateLimit, proxies: Sequence[IPNetwork]) -> RateLimitConfig:
-    return RateLimitConfig(
-        rate_limit=(limit.unit, limit.count),
-        exclude=["^/schema"],
-        exclude_opt_key=EXEMPT_OPT,
-        identifier_for_request=identifier_for(tuple(proxies)),
-    )
+def rate_limit_headers(verdict: Verdict) -> dict[str, str]:
+    return {
+        "RateLimit-Policy": f"{verdict.limit}; w={verdict.window_s}",
+        "RateLimit-Limit": str(verdict.limit),
+        "RateLimit-Remaining": str(max(0, verdict.remaining)),
+        "RateLimit-Reset": str(verdict.reset_s),
+    }
+
+
+class RateLimitMiddleware(AbstractMiddleware):
+    """Spends one unit of the client's budget per request; see the module docstring."""
+
+    def __init__(
+        self, app: ASGIApp, limiter: RateLimiter, proxies: Sequence[IPNetwork] = ()
+    ) -> None:
+        super().__init__(
+            app, exclude=["^/schema"], exclude_opt_key=EXEMPT_OPT, scopes={ScopeType.HTTP}
+        )
+        self.limiter = limiter
+        self.proxies = tuple(proxies)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = scope.get("client")
+        peer = client[0] if client else "unknown"
+        forwarded = _forwarded_for(scope) if self.proxies else None
+        verdict = await self.limiter.check(client_address(peer, forwarded, self.proxies))
+        headers = rate_limit_headers(verdict)
+        if not verdict.allowed:
+            headers["Retry-After"] = str(max(1, verdict.reset_s))
+            raise TooManyRequestsException(detail=verdict.detail, headers=headers)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                response_headers = MutableScopeHeaders.from_message(message)
+                for name, value in headers.items():
+                    response_headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

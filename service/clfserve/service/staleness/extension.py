@@ -14,6 +14,7 @@ from litestar.handlers import HTTPRouteHandler
 
 from clfserve.service.context import ServiceContext
 from clfserve.service.model_state import Model, ModelStatus
+from clfserve.service.staleness.cluster import ClusterSchedule
 from clfserve.service.staleness.gauges import StalenessGauges
 from clfserve.service.staleness.monitor import StalenessMonitor, Tracker
 from clfserve.service.staleness.routes import build_routes
@@ -43,7 +44,7 @@ class StalenessExtension:
             """A swapped-in version is evaluated soon, not at the next scheduled run."""
             if not self.scheduler.running and not self.scheduler.start():
                 return  # another process runs the schedule, and evaluates for the cluster
-            task = asyncio.create_task(self.monitor.run("swap"), name="clfserve-staleness-swap")
+            task = asyncio.create_task(self.scheduler.run("swap"), name="clfserve-staleness-swap")
             evaluations.add(task)
             task.add_done_callback(evaluations.discard)
 
@@ -83,6 +84,10 @@ def install(
         )
     gauges = StalenessGauges(ctx.metrics.registry)
     monitor = StalenessMonitor(settings, ctx.gateway, gauges, tracker)
+    cluster = None
+    if ctx.redis is not None:
+        cluster = ClusterSchedule(ctx.redis, settings.interval, settings.history)
+        monitor.listeners.append(cluster.publish)
     scheduler = StalenessScheduler(
         monitor,
         settings.interval,
@@ -90,7 +95,8 @@ def install(
         settings.scheduler,
         ctx.settings.workers,
         lock_path or default_lock_path(ctx.settings.port),
+        cluster,
     )
     return StalenessExtension(
-        monitor, scheduler, build_routes(monitor, scheduler, ctx.settings.admin_token)
+        monitor, scheduler, build_routes(monitor, scheduler, ctx.settings.admin_token, cluster)
     )

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -59,6 +59,9 @@ class StalenessMonitor:
         self._history: deque[Evaluation] = deque(maxlen=settings.history)
         self._count = 0
         self._verdict: bool | None = None  # last known stale flag, for "turned stale"
+        self.listeners: list[Callable[[Evaluation], Awaitable[None]]] = []
+        """Told of every finished evaluation (e.g. to share it with other replicas); they
+        must not raise."""
         gauges.threshold.set(settings.threshold)
 
     @property
@@ -98,6 +101,8 @@ class StalenessMonitor:
             await self._observe(evaluation, finished)
             self._history.appendleft(evaluation)
             self.gateway.state.staleness = evaluation.summary()
+            for listener in self.listeners:
+                await listener(evaluation)
             return evaluation
 
     async def _score(self, evaluation: Evaluation) -> None:

@@ -9,18 +9,33 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.status_codes import HTTP_200_OK
 
 from clfserve.evaluation.sources import MODEL_DATA
+from clfserve.service import contract
 from clfserve.service.admin import check_admin
+from clfserve.service.openapi import documented
+from clfserve.service.staleness.cluster import ClusterSchedule
 from clfserve.service.staleness.monitor import StalenessMonitor
 from clfserve.service.staleness.scheduler import StalenessScheduler
 
 
 def build_routes(
-    monitor: StalenessMonitor, scheduler: StalenessScheduler, admin_token: str | None
+    monitor: StalenessMonitor,
+    scheduler: StalenessScheduler,
+    admin_token: str | None,
+    cluster: ClusterSchedule | None = None,
 ) -> list[HTTPRouteHandler]:
     settings = monitor.settings
 
-    @get("/staleness", tags=["model"], summary="Latest staleness evaluation and recent history")
+    @get(
+        "/staleness",
+        tags=["model"],
+        summary="Latest staleness evaluation and recent history",
+        **documented(contract.READ),
+    )
     async def staleness() -> dict[str, Any]:
+        history = [evaluation.to_json() for evaluation in monitor.history]
+        shared = await cluster.sync(monitor) if cluster is not None else None
+        if shared is not None:  # every replica's results, newest first
+            history = shared
         return {
             "metric": settings.metric,
             "threshold": settings.threshold,
@@ -32,8 +47,9 @@ def build_routes(
                 "detail": scheduler.detail,
             },
             "evaluating": monitor.running,
-            "latest": latest.to_json() if (latest := monitor.latest) is not None else None,
-            "history": [evaluation.to_json() for evaluation in monitor.history],
+            "shared": shared is not None,
+            "latest": history[0] if history else None,
+            "history": history,
         }
 
     @post(
@@ -41,6 +57,7 @@ def build_routes(
         status_code=HTTP_200_OK,
         tags=["admin"],
         summary="Evaluate the served model now (Authorization: Bearer <CLFSERVE_ADMIN_TOKEN>)",
+        **documented(contract.ADMIN, admin=True),
     )
     async def admin_evaluate(request: Request[Any, Any, Any]) -> dict[str, Any]:
         check_admin(request, admin_token)

@@ -1,9 +1,11 @@
 """The APScheduler 3.11 job that runs the monitor, and which process of N gets to run it.
 
 `AsyncIOScheduler` must start inside the running loop, so `StalenessScheduler.start` is called
-from the app's lifespan. Every server process builds its own app; with ``CLFSERVE_SCHEDULER=auto``
-and ``CLFSERVE_WORKERS`` > 1 the process that first takes an exclusive file lock runs the
-schedule and the others only serve (``on`` forces it, ``off`` disables it, e.g. when a separate
+from the app's lifespan. Every server process builds its own app. With ``CLFSERVE_REDIS_URL``
+every process (on any host) schedules, and each run is claimed in Redis by exactly one of them
+(`cluster.ClusterSchedule`). Without it, with ``CLFSERVE_SCHEDULER=auto`` and
+``CLFSERVE_WORKERS`` > 1 the process that first takes an exclusive file lock runs the schedule
+and the others only serve (``on`` forces it, ``off`` disables it, e.g. when a separate
 single-worker instance does the monitoring).
 """
 
@@ -13,7 +15,7 @@ import fcntl
 import logging
 import os
 import tempfile
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -22,6 +24,8 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from clfserve.runtime import ClfserveError, ModelInfo
+from clfserve.service.staleness.cluster import ClusterSchedule
 from clfserve.service.staleness.monitor import StalenessMonitor
 from clfserve.service.staleness.record import Trigger
 from clfserve.service.staleness.settings import Mode, Schedule
@@ -70,6 +74,7 @@ class StalenessScheduler:
         mode: Mode,
         workers: int,
         lock_path: Path,
+        cluster: ClusterSchedule | None = None,
     ) -> None:
         self.monitor = monitor
         self.schedule = schedule
@@ -77,6 +82,7 @@ class StalenessScheduler:
         self.mode = mode
         self.workers = workers
         self.lock = ScheduleLock(lock_path)
+        self.cluster = cluster
         self._scheduler: AsyncIOScheduler | None = None
         self.detail = "not started"
 
@@ -94,7 +100,7 @@ class StalenessScheduler:
         if self.mode == "off":
             self.detail = "off (CLFSERVE_SCHEDULER=off): evaluations run on POST /admin/evaluate"
             return False
-        if self.mode == "on" or self.workers == 1:
+        if self.mode == "on" or self.workers == 1 or self.cluster is not None:
             return True
         if self.lock.acquire():
             return True
@@ -118,6 +124,11 @@ class StalenessScheduler:
         scheduler.start()
         self._scheduler = scheduler
         self.detail = f"{self.schedule} in process {os.getpid()}"
+        if self.cluster is not None:
+            self.detail += (
+                f"; every replica schedules, one claims each run in Redis "
+                f"({self.cluster.link.key('staleness', 'claim')}:*)"
+            )
         log.info("staleness monitor scheduled: %s, first run at %s", self.schedule,
                  self.next_run_at())  # fmt: skip
         return True
@@ -134,7 +145,25 @@ class StalenessScheduler:
         if self.schedule.cron is not None:
             return CronTrigger.from_crontab(self.schedule.cron)
         assert self.schedule.seconds is not None
-        return IntervalTrigger(seconds=self.schedule.seconds)
+        if self.cluster is None:
+            return IntervalTrigger(seconds=self.schedule.seconds)
+        # On the clock's multiples of the interval, the same instants on every replica.
+        start = datetime.fromtimestamp(self.cluster.first_fire_at(self.cluster.clock()), UTC)
+        return IntervalTrigger(seconds=self.schedule.seconds, start_date=start)
 
     async def _job(self, trigger: Trigger) -> None:
+        await self.run(trigger)
+
+    async def run(self, trigger: Trigger) -> bool:
+        """Evaluate now unless another replica claimed this run; True when it evaluated."""
+        if self.cluster is not None and not await self.cluster.claim(trigger, self._serving()):
+            await self.cluster.sync(self.monitor)  # show the latest shared result here too
+            return False
         await self.monitor.run(trigger)  # never raises: failures become error records
+        return True
+
+    def _serving(self) -> ModelInfo | None:
+        try:
+            return self.monitor.gateway.current()
+        except ClfserveError:
+            return None

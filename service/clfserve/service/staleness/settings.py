@@ -152,8 +152,9 @@ class StalenessSettings:
     )  # fmt: skip
     scheduler: Mode = setting(
         "CLFSERVE_SCHEDULER", "auto", parse_mode,
-        "with `--workers N`, `auto` lets one process (the one holding a file lock) run the "
-        "schedule; `on` runs it in every process; `off` leaves it to a separate instance",
+        "`auto`: with `CLFSERVE_REDIS_URL`, every replica schedules and one claims each run "
+        "in Redis; without, with `--workers N` one process (the one holding a file lock) runs "
+        "it; `on` runs it in every process; `off` leaves it to a separate instance",
     )  # fmt: skip
 
     def replace(self, **changes: Any) -> StalenessSettings:

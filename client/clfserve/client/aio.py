@@ -1,0 +1,83 @@
+"""`AsyncClient`: the asyncio client, the same calls as `Client`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from types import TracebackType
+from typing import TypeVar
+
+import httpx
+
+from clfserve.client import calls
+from clfserve.client.errors import ApiError
+from clfserve.client.results import BatchPrediction, Health, ModelInfo, Prediction
+from clfserve.client.retry import RetryPolicy
+
+T = TypeVar("T")
+
+
+class AsyncClient:
+    """A clfserve server at ``base_url``, for asyncio code; see `Client`."""
+
+    def __init__(
+        self,
+        base_url: str = calls.DEFAULT_URL,
+        *,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        http: httpx.AsyncClient | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.retry = retry or RetryPolicy()
+        self._own = http is None
+        self.http = http or httpx.AsyncClient(base_url=base_url, timeout=timeout)
+        self._sleep = sleep
+
+    async def predict(self, text: str) -> Prediction:
+        """``POST /predict``: one text's label and scores."""
+        return await self._send(calls.predict(text))
+
+    async def batch_predict(self, texts: Sequence[str]) -> BatchPrediction:
+        """``POST /batch_predict``: answers in the order of ``texts``."""
+        return await self._send(calls.batch_predict(texts))
+
+    async def model(self) -> ModelInfo:
+        """``GET /model``: what is being served."""
+        return await self._send(calls.model())
+
+    async def health(self) -> Health:
+        """``GET /health/ready`` (never retried; ``.ready`` says whether it serves)."""
+        return await self._send(calls.health())
+
+    async def live(self) -> bool:
+        """``GET /health/live``: whether the process answers."""
+        return await self._send(calls.live())
+
+    async def _send(self, call: calls.Call[T]) -> T:
+        attempt = 0
+        while True:
+            attempt += 1
+            response = await self.http.request(call.method, call.path, json=call.json)
+            result = calls.read(call, response)
+            if not isinstance(result, ApiError):
+                return result
+            wait = self.retry.delay(attempt, result.status_code, result.retry_after)
+            if not call.retry or wait is None:
+                raise result
+            await self._sleep(wait)
+
+    async def aclose(self) -> None:
+        if self._own:
+            await self.http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

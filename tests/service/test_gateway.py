@@ -294,3 +294,41 @@ async def test_one_request_is_answered_by_one_model(gateways: list[InferenceGate
     info, _ = await gateway.predict_texts(["d"])
     assert info.version == "v2"
     assert new.calls == [["d"]]
+
+
+async def test_under_load_an_evaluation_leaves_the_model_to_requests_between_chunks(
+    gateways: list[InferenceGateway],
+) -> None:
+    """While requests keep waiting, each evaluation chunk is followed by several request calls
+    (the evaluation pauses `BACKGROUND_YIELD` times its chunk's duration), not one."""
+    import time
+
+    class SlowModel(FakePredictor):
+        def predict_rows(self, encoded, rows):  # type: ignore[no-untyped-def]
+            time.sleep(0.01)  # a model call that takes a while, in the inference thread
+            return super().predict_rows(encoded, rows)
+
+    model = SlowModel(batch_size=2)
+    gateway = await start(gateways, model, max_wait_s=0.0)
+    evaluation_texts = [f"evaluation text {i:02d}" for i in range(12)]
+    stop = asyncio.Event()
+
+    async def client(n: int) -> None:
+        for i in range(200):  # bounded; stops once the evaluation is done
+            if stop.is_set():
+                return
+            await gateway.predict(f"request {n}-{i}")
+
+    clients = [asyncio.create_task(client(n)) for n in range(6)]
+    await asyncio.sleep(0.05)
+    await asyncio.wait_for(
+        gateway.predict_texts(evaluation_texts, Priority.BACKGROUND, kind="evaluation"),
+        timeout=30,
+    )
+    stop.set()
+    await asyncio.wait_for(asyncio.gather(*clients), timeout=30)
+    kinds = ["e" if call[0].startswith("evaluation") else "r" for call in model.calls]
+    first, last = kinds.index("e"), len(kinds) - 1 - kinds[::-1].index("e")
+    between = "".join(kinds[first : last + 1]).split("e")[1:-1]
+    assert len(between) == len(evaluation_texts) // 2 - 1
+    assert min(len(run) for run in between) >= 2, kinds

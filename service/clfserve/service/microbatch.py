@@ -59,6 +59,11 @@ class MicroBatcher:
     def running(self) -> bool:
         return bool(self._tasks)
 
+    @property
+    def queued(self) -> int:
+        """Texts waiting for a batch."""
+        return self._queue.qsize()
+
     def start(self) -> None:
         if not self._tasks:
             self._tasks = [

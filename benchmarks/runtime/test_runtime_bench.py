@@ -39,6 +39,16 @@ def _record(benchmark: Any, kind: str, texts: int, **info: object) -> None:
     benchmark.extra_info["seqs_per_s"] = round(texts / median, 1)
 
 
+def _measure(
+    benchmark: Any, kind: str, batch: int, run: Callable[..., object], *args: object,
+    **info: object,
+) -> None:  # fmt: skip
+    """Time ``run(*args)`` in the group of ``batch`` texts per call; record it as ``kind``."""
+    benchmark.group = _group(batch)
+    benchmark(run, *args)
+    _record(benchmark, kind, batch, **info)
+
+
 def _tokens(clf: Any, texts: Sequence[str]) -> dict[str, object]:
     encoded = clf.encoder.encode(texts)
     chunks = clf.chunks(encoded)
@@ -50,112 +60,100 @@ def _tokens(clf: Any, texts: Sequence[str]) -> dict[str, object]:
 
 
 params = pytest.mark.parametrize
-by_batch = params("batch", BATCHES, ids=lambda b: f"b{b:02d}")
-by_length = params("length", LENGTHS)
+by_shape = params(
+    ("length", "batch"),
+    [(length, batch) for batch in BATCHES for length in LENGTHS],
+    ids=lambda value: f"b{value:02d}" if isinstance(value, int) else str(value),
+)
+"""Every length at every batch size: ids ``long-b01`` ... ``short-b64``."""
 by_variant = params("variant", VARIANTS)
 
 
-@by_batch
-@by_length
+@pytest.fixture
+def batch_texts(texts: Texts, length: str, batch: int) -> list[str]:
+    """The test's ``batch`` texts of its ``length``."""
+    return texts.of(length, batch)
+
+
+@pytest.fixture
+def clf(classifier: Callable[[str], Any], variant: str) -> Any:
+    """The `Classifier` of the test's ``variant``."""
+    return classifier(variant)
+
+
+@by_shape
 @by_variant
 def test_predict(
-    benchmark: Any,
-    classifier: Callable[[str], Any],
-    texts: Texts,
-    variant: str,
-    length: str,
-    batch: int,
+    benchmark: Any, clf: Any, batch_texts: list[str], variant: str, length: str, batch: int
 ) -> None:
-    clf = classifier(variant)
-    batch_texts = texts.of(length, batch)
     clf.predict(batch_texts)  # first call of a shape allocates; keep it out of the timing
-    benchmark.group = _group(batch)
-    benchmark(clf.predict, batch_texts)
-    _record(
-        benchmark, "predict", batch, variant=variant, length=length, **_tokens(clf, batch_texts)
-    )
+    _measure(
+        benchmark, "predict", batch, clf.predict, batch_texts,
+        variant=variant, length=length, **_tokens(clf, batch_texts),
+    )  # fmt: skip
 
 
-@by_batch
-@by_length
+@by_shape
 @by_variant
 def test_session_run(
-    benchmark: Any,
-    classifier: Callable[[str], Any],
-    texts: Texts,
-    variant: str,
-    length: str,
-    batch: int,
+    benchmark: Any, clf: Any, batch_texts: list[str], variant: str, length: str, batch: int
 ) -> None:
-    clf = classifier(variant)
-    chunks = clf.chunks(clf.encoder.encode(texts.of(length, batch)))
+    chunks = clf.chunks(clf.encoder.encode(batch_texts))
 
     def run_all() -> list[Any]:
         return [clf.run(chunk) for chunk in chunks]
 
     run_all()
-    benchmark.group = _group(batch)
-    benchmark(run_all)
-    _record(benchmark, "session.run", batch, variant=variant, length=length, chunks=len(chunks))
+    _measure(
+        benchmark, "session.run", batch, run_all, variant=variant, length=length,
+        chunks=len(chunks),
+    )  # fmt: skip
 
 
-@by_batch
-@by_length
+@pytest.fixture
+def int8(classifier: Callable[[str], Any]) -> Any:
+    """The int8 `Classifier` (the CPU default), whose stages are timed one by one."""
+    return classifier("int8")
+
+
+@by_shape
 def test_tokenize(
-    benchmark: Any, classifier: Callable[[str], Any], texts: Texts, length: str, batch: int
+    benchmark: Any, int8: Any, batch_texts: list[str], length: str, batch: int
 ) -> None:
-    encoder = classifier("int8").encoder
-    batch_texts = texts.of(length, batch)
-    benchmark.group = _group(batch)
-    benchmark(encoder.encode, batch_texts)
-    _record(benchmark, "tokenize", batch, length=length)
+    _measure(benchmark, "tokenize", batch, int8.encoder.encode, batch_texts, length=length)
 
 
-@by_batch
-@by_length
-def test_pad(
-    benchmark: Any, classifier: Callable[[str], Any], texts: Texts, length: str, batch: int
-) -> None:
-    clf = classifier("int8")
-    encoded = clf.encoder.encode(texts.of(length, batch))
-    benchmark.group = _group(batch)
-    benchmark(clf.chunks, encoded)
-    _record(benchmark, "pad", batch, length=length)
+@by_shape
+def test_pad(benchmark: Any, int8: Any, batch_texts: list[str], length: str, batch: int) -> None:
+    encoded = int8.encoder.encode(batch_texts)
+    _measure(benchmark, "pad", batch, int8.chunks, encoded, length=length)
 
 
-@by_batch
-@by_length
+@by_shape
 def test_postprocess(
-    benchmark: Any, classifier: Callable[[str], Any], texts: Texts, length: str, batch: int
+    benchmark: Any, int8: Any, batch_texts: list[str], length: str, batch: int
 ) -> None:
     """Logits to `Prediction`s: softmax, argmax, one object per text."""
     from clfserve.runtime.prediction import probabilities, to_predictions
 
-    clf = classifier("int8")
-    encoded = clf.encoder.encode(texts.of(length, batch))
-    logits = np.zeros((batch, len(clf.manifest.labels)), dtype=np.float32)
-    for chunk in clf.chunks(encoded):
-        logits[chunk.indices] = clf.run(chunk)
-    labels, kind = clf.manifest.labels, clf.manifest.problem_type
+    encoded = int8.encoder.encode(batch_texts)
+    logits = np.zeros((batch, len(int8.manifest.labels)), dtype=np.float32)
+    for chunk in int8.chunks(encoded):
+        logits[chunk.indices] = int8.run(chunk)
+    labels, kind = int8.manifest.labels, int8.manifest.problem_type
 
     def post() -> list[Any]:
         return to_predictions(
             probabilities(logits, kind), labels, encoded.truncated, encoded.lengths
         )
 
-    benchmark.group = _group(batch)
-    benchmark(post)
-    _record(benchmark, "postprocess", batch, length=length)
+    _measure(benchmark, "postprocess", batch, post, length=length)
 
 
-@by_batch
-@by_length
-def test_torch(benchmark: Any, eager: Any, texts: Texts, length: str, batch: int) -> None:
-    batch_texts = texts.of(length, batch)
+@by_shape
+def test_torch(benchmark: Any, eager: Any, batch_texts: list[str], length: str, batch: int) -> None:
     eager.predict(batch_texts)
-    benchmark.group = _group(batch)
-    benchmark(eager.predict, batch_texts)
-    _record(benchmark, "torch", batch, length=length)
+    _measure(benchmark, "torch", batch, eager.predict, batch_texts, length=length)
 
 
 # -- the issue's targets, on real reviews as they come (unsorted, natural lengths) ------------
@@ -169,38 +167,39 @@ def _one_by_one(predict: Callable[[list[str]], Any], batch_texts: list[str]) -> 
     return run
 
 
-@params("engine", ["int8", "fp32", "torch"])
+@pytest.fixture
+def engine_predict(
+    engine: str, classifier: Callable[[str], Any], request: pytest.FixtureRequest
+) -> Callable[[list[str]], Any]:
+    """``predict`` of the test's ``engine``: the int8 or fp32 runtime, or PyTorch eager."""
+    if engine == "torch":
+        return request.getfixturevalue("eager").predict
+    return classifier(engine).predict
+
+
+by_engine = params("engine", ["int8", "fp32", "torch"])
+
+
+@by_engine
 def test_target_batch1(
-    benchmark: Any, classifier: Callable[[str], Any], request: pytest.FixtureRequest, texts: Texts,
-    engine: str,
-) -> None:  # fmt: skip
+    benchmark: Any, engine_predict: Callable[[list[str]], Any], texts: Texts, engine: str
+) -> None:
     """``BATCH1_TEXTS`` real reviews, one call each (a user scoring texts as they arrive)."""
-    predict = (
-        request.getfixturevalue("eager").predict
-        if engine == "torch"
-        else classifier(engine).predict
-    )
     batch_texts = texts.of("natural", BATCH1_TEXTS)
-    run = _one_by_one(predict, batch_texts)
+    run = _one_by_one(engine_predict, batch_texts)
     run()
     benchmark.group = f"target: {BATCH1_TEXTS} real reviews, batch 1"
     benchmark.pedantic(run, rounds=BIG_ROUNDS + 2, iterations=1)
     _record(benchmark, "target_batch1", BATCH1_TEXTS, engine=engine)
 
 
-@params("engine", ["int8", "fp32", "torch"])
+@by_engine
 def test_target_1024(
-    benchmark: Any, classifier: Callable[[str], Any], request: pytest.FixtureRequest, texts: Texts,
-    engine: str,
-) -> None:  # fmt: skip
+    benchmark: Any, engine_predict: Callable[[list[str]], Any], texts: Texts, engine: str
+) -> None:
     """One call with 1,024 real reviews (the runtime sorts and chunks; torch chunks of 32)."""
-    predict = (
-        request.getfixturevalue("eager").predict
-        if engine == "torch"
-        else classifier(engine).predict
-    )
     batch_texts = texts.of("natural", BIG)
-    predict(batch_texts[:64])
+    engine_predict(batch_texts[:64])
     benchmark.group = f"target: {BIG:,} real reviews, one call"
-    benchmark.pedantic(predict, args=(batch_texts,), rounds=BIG_ROUNDS, iterations=1)
+    benchmark.pedantic(engine_predict, args=(batch_texts,), rounds=BIG_ROUNDS, iterations=1)
     _record(benchmark, "target_1024", BIG, engine=engine)

@@ -20,13 +20,20 @@ def _use_home(monkeypatch: pytest.MonkeyPatch, home: Path) -> str:
     return tracking_uri(home)
 
 
-def test_a_moved_home_reads_and_writes_inside_itself(
-    tiny_artefact: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    old, new = tmp_path / "old-home", tmp_path / "new-home"
-    _use_home(monkeypatch, old)
+@pytest.fixture
+def old_home(tiny_artefact: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A clfserve home holding version 1 of ``NAME`` at ``champion``, about to be moved."""
+    home = tmp_path / "old-home"
+    _use_home(monkeypatch, home)
     register_artefact(tiny_artefact, name=NAME, alias="champion", params={}, metrics={})
-    shutil.move(old, new)
+    return home
+
+
+def test_a_moved_home_reads_and_writes_inside_itself(
+    old_home: Path, tiny_artefact: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    new = old_home.with_name("new-home")
+    shutil.move(old_home, new)
 
     _use_home(monkeypatch, new)
     resolved = resolve_model(f"models:/{NAME}@champion")
@@ -35,17 +42,15 @@ def test_a_moved_home_reads_and_writes_inside_itself(
     second = register_artefact(tiny_artefact, name=NAME, alias="champion", params={}, metrics={})
     assert second.version == "2"
     assert resolve_model(f"models:/{NAME}/2").path.is_relative_to(new)
-    assert not old.exists(), "nothing may be written into the old folder"
+    assert not old_home.exists(), "nothing may be written into the old folder"
 
 
 def test_a_home_without_its_artefacts_says_what_to_do(
-    tiny_artefact: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    old_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    old, partial = tmp_path / "old-home", tmp_path / "partial-home"
-    _use_home(monkeypatch, old)
-    register_artefact(tiny_artefact, name=NAME, alias="champion", params={}, metrics={})
+    partial = old_home.with_name("partial-home")
     partial.mkdir()
-    shutil.copy(old / "mlflow.db", partial / "mlflow.db")  # the database alone
+    shutil.copy(old_home / "mlflow.db", partial / "mlflow.db")  # the database alone
 
     _use_home(monkeypatch, partial)
     with pytest.raises(RegistryError, match="move or copy the whole home folder"):

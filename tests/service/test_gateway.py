@@ -27,9 +27,23 @@ async def settle() -> None:
 # -- CallSlots ------------------------------------------------------------------------------
 
 
-async def test_a_background_waiter_queued_first_gets_the_slot_after_an_interactive_one() -> None:
+async def one_slot_taken(priority: Priority = Priority.INTERACTIVE) -> CallSlots:
     slots = CallSlots(1)
-    await slots.acquire(Priority.INTERACTIVE)  # the slot is taken
+    await slots.acquire(priority)
+    return slots
+
+
+async def waiting(
+    slots: CallSlots, priority: Priority = Priority.INTERACTIVE
+) -> asyncio.Task[None]:
+    """A task that has asked ``slots`` for a slot and is waiting for it."""
+    task = asyncio.create_task(slots.acquire(priority))
+    await settle()
+    return task
+
+
+async def test_a_background_waiter_queued_first_gets_the_slot_after_an_interactive_one() -> None:
+    slots = await one_slot_taken()
     order: list[str] = []
 
     async def wait(name: str, priority: Priority) -> None:
@@ -53,8 +67,7 @@ async def test_a_background_waiter_queued_first_gets_the_slot_after_an_interacti
 
 
 async def test_waiters_of_one_priority_go_in_arrival_order() -> None:
-    slots = CallSlots(1)
-    await slots.acquire(Priority.BACKGROUND)
+    slots = await one_slot_taken(Priority.BACKGROUND)
     order: list[int] = []
 
     async def wait(n: int) -> None:
@@ -77,8 +90,7 @@ async def test_size_slots_are_taken_without_waiting_and_the_next_waits() -> None
     await asyncio.wait_for(slots.acquire(Priority.BACKGROUND), timeout=1)
     await asyncio.wait_for(slots.acquire(Priority.BACKGROUND), timeout=1)
     assert slots.in_use == 2
-    third = asyncio.create_task(slots.acquire(Priority.INTERACTIVE))
-    await settle()
+    third = await waiting(slots)
     assert not third.done()
     slots.release()
     await asyncio.wait_for(third, timeout=10)
@@ -86,10 +98,8 @@ async def test_size_slots_are_taken_without_waiting_and_the_next_waits() -> None
 
 
 async def test_a_cancelled_waiter_does_not_take_a_slot_with_it() -> None:
-    slots = CallSlots(1)
-    await slots.acquire(Priority.INTERACTIVE)
-    gone = asyncio.create_task(slots.acquire(Priority.INTERACTIVE))
-    await settle()
+    slots = await one_slot_taken()
+    gone = await waiting(slots)
     gone.cancel()
     await settle()
     slots.release()
@@ -99,12 +109,9 @@ async def test_a_cancelled_waiter_does_not_take_a_slot_with_it() -> None:
 
 
 async def test_a_waiter_cancelled_just_as_it_was_handed_the_slot_passes_it_on() -> None:
-    slots = CallSlots(1)
-    await slots.acquire(Priority.INTERACTIVE)
-    first = asyncio.create_task(slots.acquire(Priority.INTERACTIVE))
-    await settle()
-    second = asyncio.create_task(slots.acquire(Priority.INTERACTIVE))
-    await settle()
+    slots = await one_slot_taken()
+    first = await waiting(slots)
+    second = await waiting(slots)
     slots.release()  # hands the slot to `first`, which has not resumed yet
     first.cancel()
     await settle()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 
 import pytest
 from service_fakes import FakePredictor, fake_info, fake_prediction
@@ -62,6 +63,34 @@ async def predict(gateway: InferenceGateway, text: str) -> Prediction:
     return prediction
 
 
+@dataclass
+class Held:
+    """A gateway whose model is busy with one text until ``gate`` is set: what is sent now
+    queues behind it."""
+
+    gate: threading.Event
+    model: FakePredictor
+    gateway: InferenceGateway
+    running: asyncio.Task[Prediction]
+
+
+async def held(
+    started: list[InferenceGateway | MicroBatcher],
+    first: str,
+    *,
+    batch_size: int,
+    fail_on: str | None = None,
+    max_queue: int = 1024,
+) -> Held:
+    """A gateway (no max wait) whose model has taken ``first`` and waits for the gate."""
+    gate = threading.Event()
+    fake = FakePredictor(gate=gate, batch_size=batch_size, fail_on=fail_on)
+    gateway = await make(started, fake, max_wait_s=0.0, max_queue=max_queue)
+    running = asyncio.create_task(predict(gateway, first))
+    await asyncio.sleep(0.05)
+    return Held(gate, fake, gateway, running)
+
+
 async def test_lone_request_is_dispatched_at_once(
     started: list[InferenceGateway | MicroBatcher],
 ) -> None:
@@ -77,18 +106,14 @@ async def test_lone_request_is_dispatched_at_once(
 async def test_concurrent_requests_coalesce_while_a_batch_runs(
     started: list[InferenceGateway | MicroBatcher],
 ) -> None:
-    gate = threading.Event()
-    fake = FakePredictor(gate=gate, batch_size=8)
-    gateway = await make(started, fake, max_wait_s=0.0)
-    first = asyncio.create_task(predict(gateway, "first"))
-    await asyncio.sleep(0.05)  # "first" is now running (blocked on the gate)
-    rest = [asyncio.create_task(predict(gateway, f"text {i}")) for i in range(20)]
+    h = await held(started, "first", batch_size=8)  # "first" is now running (blocked)
+    rest = [asyncio.create_task(predict(h.gateway, f"text {i}")) for i in range(20)]
     await asyncio.sleep(0.05)
-    gate.set()
-    results = await asyncio.wait_for(asyncio.gather(first, *rest), timeout=10)
+    h.gate.set()
+    results = await asyncio.wait_for(asyncio.gather(h.running, *rest), timeout=10)
     assert results == [fake_prediction("first")] + [fake_prediction(f"text {i}") for i in range(20)]
-    assert fake.calls[0] == ["first"]
-    assert [len(call) for call in fake.calls[1:]] == [8, 8, 4]
+    assert h.model.calls[0] == ["first"]
+    assert [len(call) for call in h.model.calls[1:]] == [8, 8, 4]
 
 
 async def test_under_load_max_wait_fills_the_batch(
@@ -121,39 +146,31 @@ async def test_many_distinct_concurrent_texts_each_get_their_own_answer(
 async def test_same_text_in_one_batch_runs_once(
     started: list[InferenceGateway | MicroBatcher],
 ) -> None:
-    gate = threading.Event()
-    fake = FakePredictor(gate=gate, batch_size=8)
-    gateway = await make(started, fake, max_wait_s=0.0)
-    blocker = asyncio.create_task(predict(gateway, "blocker"))
+    h = await held(started, "blocker", batch_size=8)
+    dupes = [asyncio.create_task(predict(h.gateway, "same")) for _ in range(5)]
     await asyncio.sleep(0.05)
-    dupes = [asyncio.create_task(predict(gateway, "same")) for _ in range(5)]
-    await asyncio.sleep(0.05)
-    gate.set()
-    results = await asyncio.wait_for(asyncio.gather(blocker, *dupes), timeout=10)
+    h.gate.set()
+    results = await asyncio.wait_for(asyncio.gather(h.running, *dupes), timeout=10)
     assert results[1:] == [fake_prediction("same")] * 5
-    assert fake.calls == [["blocker"], ["same"]]
+    assert h.model.calls == [["blocker"], ["same"]]
 
 
 async def test_one_bad_text_does_not_fail_its_batch_mates(
     started: list[InferenceGateway | MicroBatcher],
 ) -> None:
-    gate = threading.Event()
-    fake = FakePredictor(gate=gate, fail_on="bad", batch_size=8)
-    gateway = await make(started, fake, max_wait_s=0.0)
-    blocker = asyncio.create_task(predict(gateway, "blocker"))
+    h = await held(started, "blocker", fail_on="bad", batch_size=8)
+    tasks = [asyncio.create_task(predict(h.gateway, t)) for t in ("ok 1", "bad", "ok 2")]
     await asyncio.sleep(0.05)
-    tasks = [asyncio.create_task(predict(gateway, t)) for t in ("ok 1", "bad", "ok 2")]
-    await asyncio.sleep(0.05)
-    gate.set()
+    h.gate.set()
     results = await asyncio.wait_for(
-        asyncio.gather(blocker, *tasks, return_exceptions=True), timeout=10
+        asyncio.gather(h.running, *tasks, return_exceptions=True), timeout=10
     )
     assert results[1] == fake_prediction("ok 1")
     assert isinstance(results[2], InvalidInput)
     assert results[3] == fake_prediction("ok 2")
     # The batch of three failed as a whole, then each text was retried on its own.
-    assert sorted(fake.calls[1]) == ["bad", "ok 1", "ok 2"]
-    assert sorted(fake.calls[2:]) == [["bad"], ["ok 1"], ["ok 2"]]
+    assert sorted(h.model.calls[1]) == ["bad", "ok 1", "ok 2"]
+    assert sorted(h.model.calls[2:]) == [["bad"], ["ok 1"], ["ok 2"]]
 
 
 async def test_unexpected_errors_reach_the_callers_and_the_worker_survives(
@@ -207,34 +224,26 @@ async def test_batches_follow_the_current_row_budget(
 async def test_cancelled_callers_are_skipped(
     started: list[InferenceGateway | MicroBatcher],
 ) -> None:
-    gate = threading.Event()
-    fake = FakePredictor(gate=gate, batch_size=8)
-    gateway = await make(started, fake, max_wait_s=0.0)
-    blocker = asyncio.create_task(predict(gateway, "blocker"))
-    await asyncio.sleep(0.05)
-    gone = asyncio.create_task(predict(gateway, "gone"))
-    kept = asyncio.create_task(predict(gateway, "kept"))
+    h = await held(started, "blocker", batch_size=8)
+    gone = asyncio.create_task(predict(h.gateway, "gone"))
+    kept = asyncio.create_task(predict(h.gateway, "kept"))
     await asyncio.sleep(0.05)
     gone.cancel()
-    gate.set()
+    h.gate.set()
     assert await asyncio.wait_for(kept, timeout=10) == fake_prediction("kept")
-    await blocker
-    assert fake.calls == [["blocker"], ["kept"]]
+    await h.running
+    assert h.model.calls == [["blocker"], ["kept"]]
 
 
 async def test_full_queue_is_overloaded(started: list[InferenceGateway | MicroBatcher]) -> None:
-    gate = threading.Event()
-    fake = FakePredictor(gate=gate, batch_size=1)
-    gateway = await make(started, fake, max_wait_s=0.0, max_queue=2)
-    running = asyncio.create_task(predict(gateway, "running"))
-    await asyncio.sleep(0.05)
-    queued = [asyncio.create_task(predict(gateway, f"q{i}")) for i in range(2)]
+    h = await held(started, "running", max_queue=2, batch_size=1)
+    queued = [asyncio.create_task(predict(h.gateway, f"q{i}")) for i in range(2)]
     await asyncio.sleep(0.05)
     with pytest.raises(Overloaded) as caught:
-        await gateway.predict("one too many")
+        await h.gateway.predict("one too many")
     assert caught.value.retry_after_s == 1
-    gate.set()
-    await asyncio.wait_for(asyncio.gather(running, *queued), timeout=10)
+    h.gate.set()
+    await asyncio.wait_for(asyncio.gather(h.running, *queued), timeout=10)
 
 
 async def test_submit_before_start_is_unavailable() -> None:

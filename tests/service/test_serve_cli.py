@@ -4,10 +4,7 @@ overrides on top of the environment, and settings handed to worker processes as 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import subprocess
-import sys
 
 import pytest
 
@@ -16,6 +13,7 @@ from clfserve.cli import serve as cli
 from clfserve.service.envsettings import declared, options
 from clfserve.service.settings import RateLimit, Settings
 from clfserve.service.staleness.settings import StalenessSettings
+from fresh_imports import heavy_modules_after
 
 OPTIONS = ("--host", "--port", "--workers", "--model-uri", "--device", "--variant", "--threads",
            "--rate-limit", "--log-level")  # fmt: skip
@@ -23,21 +21,6 @@ OPTIONS = ("--host", "--port", "--workers", "--model-uri", "--device", "--varian
 
 def parse(*argv: str) -> argparse.Namespace:
     return build_parser().parse_args(["serve", *argv])
-
-
-def heavy_modules_after(code: str, heavy: set[str]) -> list[str]:
-    """Top-level packages among ``heavy`` that a fresh interpreter has imported after ``code``."""
-    script = (
-        "import json, sys\n"
-        f"{code}\n"
-        f"heavy = {sorted(heavy)!r}\n"
-        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & set(heavy))))\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
-    )
-    found: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
-    return found
 
 
 BUILD_SERVE_PARSER = (

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import clfserve.service as service
+from fresh_imports import heavy_modules_after
 
 PUBLIC = {
     "Model",
@@ -32,18 +29,9 @@ def test_unknown_names_raise_attribute_error() -> None:
 
 
 def imported_after_settings(heavy: set[str]) -> list[str]:
-    script = (
-        "import json, sys\n"
-        "from clfserve.service import Settings\n"
-        "Settings.from_env({})\n"
-        f"heavy = {sorted(heavy)!r}\n"
-        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & set(heavy))))\n"
+    return heavy_modules_after(
+        "from clfserve.service import Settings\nSettings.from_env({})", heavy
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
-    )
-    found: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
-    return found
 
 
 def test_importing_the_package_does_not_import_litestar_or_mlflow() -> None:

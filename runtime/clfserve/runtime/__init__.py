@@ -10,7 +10,9 @@ settings and the CLI's parser import it).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from clfserve.runtime.lazy import lazy_members
 
 if TYPE_CHECKING:
     from clfserve.runtime.classifier import Classifier, ModelInfo
@@ -37,23 +39,18 @@ __all__ = [
     "ProviderError",
 ]
 
-_HOME = {
-    "Classifier": "classifier",
-    "ModelInfo": "classifier",
-    "ClfserveError": "errors",
-    "InvalidInput": "errors",
-    "ModelLoadError": "errors",
-    "ProviderError": "errors",
-    "Encoded": "inputs",
-    "FileEntry": "manifest",
-    "Manifest": "manifest",
-    "Prediction": "prediction",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _HOME:
-        import importlib
-
-        return getattr(importlib.import_module(f"clfserve.runtime.{_HOME[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_members(
+    __name__,
+    {
+        "Classifier": ".classifier",
+        "ModelInfo": ".classifier",
+        "ClfserveError": ".errors",
+        "InvalidInput": ".errors",
+        "ModelLoadError": ".errors",
+        "ProviderError": ".errors",
+        "Encoded": ".inputs",
+        "FileEntry": ".manifest",
+        "Manifest": ".manifest",
+        "Prediction": ".prediction",
+    },
+)

@@ -6,7 +6,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -59,24 +59,21 @@ class ModelInfo:
         return "cuda" if self.providers and self.providers[0] == CUDA else "cpu"
 
 
+@dataclass(eq=False)
 class Classifier:
     """Predicts labels for texts with an ONNX model; safe to call from several threads."""
 
-    def __init__(
-        self,
-        manifest: Manifest,
-        session: ort.InferenceSession,
-        encoder: TextEncoder,
-        info: ModelInfo,
-        batch_size: int,
-    ) -> None:
-        self.manifest = manifest
-        self.session = session
-        self.encoder = encoder
-        self.info = info
-        self.batch_size = batch_size
-        self._inputs: SessionInputs = session_inputs(session)
-        self._output = manifest.output
+    manifest: Manifest = field(repr=False)
+    session: ort.InferenceSession = field(repr=False)
+    encoder: TextEncoder = field(repr=False)
+    info: ModelInfo
+    batch_size: int
+    _inputs: SessionInputs = field(init=False, repr=False)
+    _output: str = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._inputs = session_inputs(self.session)
+        self._output = self.manifest.output
 
     @classmethod
     def load(

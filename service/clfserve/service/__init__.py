@@ -6,8 +6,9 @@ are imported on first use.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from clfserve.runtime.lazy import lazy_members
 from clfserve.service.settings import RateLimit, Settings, SettingsError
 from clfserve.service.staleness.settings import StalenessSettings
 
@@ -27,17 +28,12 @@ __all__ = [
     "create_app_from_env",
 ]
 
-_LAZY = {
-    "create_app": "clfserve.service.app",
-    "create_app_from_env": "clfserve.service.app",
-    "ServiceContext": "clfserve.service.context",
-    "Model": "clfserve.service.model_state",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_members(
+    __name__,
+    {
+        "create_app": ".app",
+        "create_app_from_env": ".app",
+        "ServiceContext": ".context",
+        "Model": ".model_state",
+    },
+)

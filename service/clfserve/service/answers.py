@@ -96,20 +96,19 @@ class PredictionCache:
             return len(self._cache)
 
 
+@dataclass(eq=False)
 class AnswerService:
     """What the prediction routes call: cache hits answer at once, misses go to the gateway."""
 
-    def __init__(
-        self,
-        gateway: InferenceGateway,
-        cache: PredictionCache,
-        metrics: ServiceMetrics,
-        shared: SharedCache | None = None,
-    ) -> None:
-        self.gateway = gateway
-        self.cache = cache
-        self.metrics = metrics
-        self.shared = shared if cache.enabled else None
+    gateway: InferenceGateway
+    cache: PredictionCache
+    metrics: ServiceMetrics
+    shared: SharedCache | None = None
+    """Ignored (None) while the local cache is off."""
+
+    def __post_init__(self) -> None:
+        if not self.cache.enabled:
+            self.shared = None
 
     async def answer(self, text: str) -> tuple[ModelInfo, Answer]:
         info = self.gateway.current()

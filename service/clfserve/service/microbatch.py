@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 
 from clfserve.runtime import InvalidInput, ModelInfo, Prediction
 from clfserve.service.errors import ModelUnavailable, Overloaded
@@ -31,29 +31,20 @@ class _Job:
     enqueued: float = field(default_factory=time.perf_counter)
 
 
+@dataclass(eq=False)
 class MicroBatcher:
     """Coalesces `submit` calls into ``dispatch`` calls of at most ``max_size()`` texts."""
 
-    def __init__(
-        self,
-        dispatch: Dispatch,
-        max_size: Callable[[], int],
-        busy: Callable[[], bool],
-        metrics: ServiceMetrics,
-        *,
-        workers: int = 1,
-        max_wait_s: float = 0.001,
-        max_queue: int = 1024,
-    ) -> None:
-        self._dispatch_fn = dispatch
-        self._max_size = max_size
-        self._busy = busy
-        self._metrics = metrics
-        self.workers = workers
-        self.max_wait_s = max_wait_s
-        self.max_queue = max_queue
-        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
-        self._tasks: list[asyncio.Task[None]] = []
+    dispatch: Dispatch
+    max_size: Callable[[], int]
+    busy: Callable[[], bool]
+    metrics: ServiceMetrics
+    _: KW_ONLY
+    workers: int = 1
+    max_wait_s: float = 0.001
+    max_queue: int = 1024
+    _queue: asyncio.Queue[_Job] = field(init=False, repr=False, default_factory=asyncio.Queue)
+    _tasks: list[asyncio.Task[None]] = field(init=False, repr=False, default_factory=list)
 
     @property
     def running(self) -> bool:
@@ -98,13 +89,13 @@ class MicroBatcher:
         while True:
             batch = [await self._queue.get()]
             try:
-                size = max(1, self._max_size())
+                size = max(1, self.max_size())
                 self._drain(batch, size)
-                if len(batch) < size and self.max_wait_s > 0 and (len(batch) > 1 or self._busy()):
+                if len(batch) < size and self.max_wait_s > 0 and (len(batch) > 1 or self.busy()):
                     await self._fill(batch, size)
                 live = [job for job in batch if not job.future.done()]  # drop cancelled callers
                 if live:
-                    await self._dispatch(live)
+                    await self._run(live)
             except asyncio.CancelledError:
                 _fail(batch, ModelUnavailable("the server is shutting down"))
                 raise
@@ -126,17 +117,17 @@ class MicroBatcher:
                 return
             self._drain(batch, size)
 
-    async def _dispatch(self, batch: list[_Job]) -> None:
+    async def _run(self, batch: list[_Job]) -> None:
         now = time.perf_counter()
         for job in batch:
-            self._metrics.queue_wait.observe(now - job.enqueued)
-        self._metrics.batch_size.observe(len(batch))
+            self.metrics.queue_wait.observe(now - job.enqueued)
+        self.metrics.batch_size.observe(len(batch))
         try:
-            info, predictions = await self._dispatch_fn([job.text for job in batch])
+            info, predictions = await self.dispatch([job.text for job in batch])
         except InvalidInput as exc:
             if len(batch) > 1:  # one bad text must not fail its batch-mates: retry one by one
                 for job in batch:
-                    await self._dispatch([job])
+                    await self._run([job])
                 return
             _fail(batch, exc)
             return

@@ -30,6 +30,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -56,23 +57,16 @@ def replica_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+@dataclass(eq=False)
 class ClusterSchedule:
     """Claims runs and shares results through ``link`` (see the module docstring)."""
 
-    def __init__(
-        self,
-        link: RedisLink,
-        schedule: Schedule,
-        history: int,
-        *,
-        replica: str | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.link = link
-        self.schedule = schedule
-        self.history = history
-        self.replica = replica or replica_name()
-        self.clock = clock
+    link: RedisLink
+    schedule: Schedule
+    history: int
+    _: KW_ONLY
+    replica: str = field(default_factory=replica_name)
+    clock: Callable[[], float] = time.time
 
     @property
     def run_s(self) -> float:

@@ -16,6 +16,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -37,32 +38,35 @@ class Tracker(Protocol):
     def log(self, evaluation: Evaluation) -> Tracking: ...
 
 
+@dataclass(eq=False)
 class StalenessMonitor:
     """Holds the latest evaluation and a bounded history; `run` is the only way in."""
 
-    def __init__(
-        self,
-        settings: StalenessSettings,
-        gateway: InferenceGateway,
-        gauges: StalenessGauges,
-        tracker: Tracker | None = None,
-        alerter: Alerter | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.settings = settings
-        self.gateway = gateway
-        self.gauges = gauges
-        self.tracker = tracker
-        self.alerter = alerter or Alerter(settings.alert_webhook, settings.alert_timeout_s)
-        self.clock = clock
-        self._one_at_a_time = asyncio.Lock()
-        self._history: deque[Evaluation] = deque(maxlen=settings.history)
-        self._count = 0
-        self._verdict: bool | None = None  # last known stale flag, for "turned stale"
-        self.listeners: list[Callable[[Evaluation], Awaitable[None]]] = []
-        """Told of every finished evaluation (e.g. to share it with other replicas); they
-        must not raise."""
-        gauges.threshold.set(settings.threshold)
+    settings: StalenessSettings
+    gateway: InferenceGateway
+    gauges: StalenessGauges
+    tracker: Tracker | None = None
+    alerter: InitVar[Alerter | None] = None
+    """None: an `Alerter` for the settings' webhook."""
+    clock: Callable[[], float] = time.time
+    listeners: list[Callable[[Evaluation], Awaitable[None]]] = field(
+        init=False, default_factory=list
+    )
+    """Told of every finished evaluation (e.g. to share it with other replicas); they
+    must not raise."""
+    _alerter: Alerter = field(init=False, repr=False)
+    _one_at_a_time: asyncio.Lock = field(init=False, repr=False, default_factory=asyncio.Lock)
+    _history: deque[Evaluation] = field(init=False, repr=False)
+    _count: int = field(init=False, repr=False, default=0)
+    _verdict: bool | None = field(init=False, repr=False, default=None)
+    """Last known stale flag, for "turned stale"."""
+
+    def __post_init__(self, alerter: Alerter | None) -> None:
+        self._alerter = alerter or Alerter(
+            self.settings.alert_webhook, self.settings.alert_timeout_s
+        )
+        self._history = deque(maxlen=self.settings.history)
+        self.gauges.threshold.set(self.settings.threshold)
 
     @property
     def running(self) -> bool:
@@ -159,5 +163,5 @@ class StalenessMonitor:
         turned_stale = bool(evaluation.stale) and self._verdict is not True
         self._verdict = evaluation.stale
         if turned_stale:
-            webhook = await asyncio.to_thread(self.alerter.notify, evaluation)
+            webhook = await asyncio.to_thread(self._alerter.notify, evaluation)
             evaluation.alerted, evaluation.webhook = True, webhook

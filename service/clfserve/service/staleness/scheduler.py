@@ -15,6 +15,7 @@ import fcntl
 import logging
 import os
 import tempfile
+from dataclasses import InitVar, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -35,12 +36,12 @@ log = logging.getLogger(__name__)
 JOB_ID = "clfserve-staleness"
 
 
+@dataclass(eq=False)
 class ScheduleLock:
     """An exclusive, non-blocking ``flock`` held for the life of the process that won it."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._handle: IO[str] | None = None
+    path: Path
+    _handle: IO[str] | None = field(init=False, default=None, repr=False)
 
     def acquire(self) -> bool:
         handle = self.path.open("a", encoding="utf-8")
@@ -63,28 +64,23 @@ def default_lock_path(port: int) -> Path:
     return Path(tempfile.gettempdir()) / f"clfserve-staleness-{port}.lock"
 
 
+@dataclass(eq=False)
 class StalenessScheduler:
     """Runs ``monitor`` on ``schedule`` (and once after ``initial_delay_s``) in this loop."""
 
-    def __init__(
-        self,
-        monitor: StalenessMonitor,
-        schedule: Schedule,
-        initial_delay_s: float | None,
-        mode: Mode,
-        workers: int,
-        lock_path: Path,
-        cluster: ClusterSchedule | None = None,
-    ) -> None:
-        self.monitor = monitor
-        self.schedule = schedule
-        self.initial_delay_s = initial_delay_s
-        self.mode = mode
-        self.workers = workers
+    monitor: StalenessMonitor
+    schedule: Schedule
+    initial_delay_s: float | None
+    mode: Mode
+    workers: int
+    lock_path: InitVar[Path]
+    cluster: ClusterSchedule | None = None
+    lock: ScheduleLock = field(init=False)
+    detail: str = field(init=False, default="not started")
+    _scheduler: AsyncIOScheduler | None = field(init=False, default=None, repr=False)
+
+    def __post_init__(self, lock_path: Path) -> None:
         self.lock = ScheduleLock(lock_path)
-        self.cluster = cluster
-        self._scheduler: AsyncIOScheduler | None = None
-        self.detail = "not started"
 
     @property
     def running(self) -> bool:

@@ -213,14 +213,14 @@ def common_env(artefact: Path, threads: int) -> dict[str, str]:
 
 def limiter_cost(
     artefact: Path, texts: Sequence[str], threads: int, duration: float, warmup: float,
-    workdir: Path,
+    workdir: Path, rounds: int,
 ) -> dict[str, Any]:  # fmt: skip
     print("rate limiter cost (alternated rounds):", flush=True)
     scenario = Scenario(LIMITER, "", "/predict", limiter.CONNECTIONS, "distinct")
     script = write_script(workdir, LIMITER, "/predict", bodies("distinct", texts))
     return limiter.run_limiter_cost(
         common_env(artefact, threads), script, lambda base: _check_one(base, scenario, texts),
-        duration, warmup, workdir,
+        duration, warmup, workdir, rounds,
     )  # fmt: skip
 
 
@@ -332,6 +332,9 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help=f"comma-separated scenarios of: {', '.join(s.name for s in SCENARIOS)}, {LIMITER}",
     )
+    parser.add_argument(
+        "--limiter-rounds", type=int, default=5, help="alternated rounds of the limiter cost"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for http-latest.json/.md")
     args = parser.parse_args(argv)  # fmt: skip
 
@@ -356,7 +359,10 @@ def main(argv: list[str] | None = None) -> int:
         rows = run_all(artefact, texts, chosen, threads, args.duration, args.warmup, Path(tmp))
         costs = None
         if not wanted or LIMITER in wanted:
-            costs = limiter_cost(artefact, texts, threads, args.duration, args.warmup, Path(tmp))
+            costs = limiter_cost(
+                artefact, texts, threads, args.duration, args.warmup, Path(tmp),
+                args.limiter_rounds,
+            )  # fmt: skip
     report = {
         "datetime": datetime.now(UTC).isoformat(timespec="seconds"),
         "model": model_spec(),

@@ -11,7 +11,13 @@ import pytest
 from service_fakes import FakePredictor, fake_info, fake_prediction
 
 from clfserve.service.errors import ModelUnavailable
-from clfserve.service.gateway import WARMUP_TEXTS, CallSlots, InferenceGateway, Priority
+from clfserve.service.gateway import (
+    CHUNKS_PER_CALL,
+    WARMUP_TEXTS,
+    CallSlots,
+    InferenceGateway,
+    Priority,
+)
 from clfserve.service.metrics import ServiceMetrics
 from clfserve.service.model_state import ModelState, ModelStatus
 
@@ -205,15 +211,18 @@ async def test_a_failing_warm_up_leaves_the_model_unserved(
     assert gateway.busy() is False  # the slot came back
 
 
-async def test_up_to_the_row_budget_is_one_model_call(gateways: list[InferenceGateway]) -> None:
-    model = FakePredictor(batch_size=3)
+async def test_up_to_the_call_budget_is_one_model_call(gateways: list[InferenceGateway]) -> None:
+    """A request of up to `CHUNKS_PER_CALL` chunks is one call: the runtime sorts all of its
+    texts by length, then runs chunks of the row budget."""
+    model = FakePredictor(batch_size=2)
     gateway = await start(gateways, model)
-    texts = ["ccc", "a", "bb", "a"]
+    assert gateway.call_budget() == 2 * CHUNKS_PER_CALL
+    texts = ["ccc", "a", "bb", "a", "dddd", "eeeee", "ffffff"]
     info, predictions = await gateway.predict_texts(texts)
     assert info == model.info
     assert predictions == [fake_prediction(t) for t in texts]
-    assert model.encodes == []  # `predict` did it all
-    assert model.calls == [["a", "bb", "ccc"]]
+    assert model.encodes == []  # `predict` did it all, in one call
+    assert model.calls == [["a", "bb"], ["ccc", "dddd"], ["eeeee", "ffffff"]]
 
 
 async def test_over_the_row_budget_is_encoded_once_and_planned_into_chunks(
@@ -222,7 +231,7 @@ async def test_over_the_row_budget_is_encoded_once_and_planned_into_chunks(
     model, metrics = FakePredictor(batch_size=3), ServiceMetrics()
     gateway = await start(gateways, model, metrics)
     texts = ["dddd", "a", "ccc", "bb", "a", "eeeee"]
-    info, predictions = await gateway.predict_texts(texts, kind="evaluation")
+    info, predictions = await gateway.predict_texts(texts, Priority.BACKGROUND, "evaluation")
     assert info == model.info
     assert predictions == [fake_prediction(t) for t in texts]
     assert model.encodes == [["dddd", "a", "ccc", "bb", "eeeee"]]

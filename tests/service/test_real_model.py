@@ -62,7 +62,7 @@ def test_batch_over_the_batch_size_equals_the_runtime_in_order(
 ) -> None:
     """More texts than the model's batch size: tokenized once, planned and run chunk by chunk
     through the gateway, answered in the caller's order."""
-    texts = [f"{TEXTS[i % len(TEXTS)]} ({i} big batch)" for i in range(3 * 8 + 5)]
+    texts = [f"{TEXTS[i % len(TEXTS)]} ({i} big batch)" for i in range(4 * 8 * 2 + 5)]
     texts += texts[:3]  # repeats
     body = real.post("/batch_predict", json={"texts": texts}).json()
     # The gateway runs each distinct text once; the runtime on the same distinct texts plans the
@@ -152,9 +152,9 @@ def test_the_served_row_budget_is_the_configured_batch_size(tiny_artefact: Path)
     client = ready_client(app)
     try:
         assert context_of(app).gateway.row_budget() == 3
-        texts = [f"{TEXTS[i % len(TEXTS)]} #{i}" for i in range(7)]
+        texts = [f"{TEXTS[i % len(TEXTS)]} #{i}" for i in range(13)]  # over 4 chunks of 3
         assert client.post("/batch_predict", json={"texts": texts}).status_code == 200
         metrics = client.get("/metrics").text
     finally:
         client.__exit__(None, None, None)
-    assert 'clfserve_inference_seconds_count{kind="batch"} 3.0' in metrics  # chunks 3 + 3 + 1
+    assert 'clfserve_inference_seconds_count{kind="batch"} 5.0' in metrics  # 3 + 3 + 3 + 3 + 1

@@ -293,9 +293,9 @@ def test_invalid_input_from_the_runtime_is_422(make_app: AppFactory) -> None:
 def test_big_batches_reach_the_model_in_length_sorted_chunks(
     make_app: AppFactory, fake: FakePredictor
 ) -> None:
-    """Over the model's batch size (the row budget), texts are tokenized once, then each
-    length-sorted chunk of at most batch_size rows is its own model call."""
-    fake.batch_size = 4
+    """Over the call budget (`CHUNKS_PER_CALL` chunks of the batch size), texts are tokenized
+    once, then each length-sorted chunk of at most batch_size rows is its own model call."""
+    fake.batch_size = 1
     client = ready_client(make_app())
     try:
         texts = ["x" * (10 - i) for i in range(10)]
@@ -304,22 +304,22 @@ def test_big_batches_reach_the_model_in_length_sorted_chunks(
         client.__exit__(None, None, None)
     assert [p["scores"] for p in body["predictions"]] == [fake_prediction(t).scores for t in texts]
     assert fake.encodes == [texts]
-    assert [len(call) for call in fake.calls] == [4, 4, 2]
+    assert [len(call) for call in fake.calls] == [1] * 10
     assert [len(t) for call in fake.calls for t in call] == list(range(1, 11))
 
 
 def test_big_batches_run_each_distinct_text_once(make_app: AppFactory, fake: FakePredictor) -> None:
-    fake.batch_size = 2
+    fake.batch_size = 1
     client = ready_client(make_app(cache_enabled=False))
     try:
-        texts = ["bb", "a", "ccc", "a", "bb", "dddd", "a"]
+        texts = ["bb", "a", "ccc", "a", "bb", "dddd", "a", "e"]
         body = client.post("/batch_predict", json={"texts": texts}).json()
     finally:
         client.__exit__(None, None, None)
     assert [p["label"] for p in body["predictions"]] == [fake_prediction(t).label for t in texts]
     assert [p["scores"] for p in body["predictions"]] == [fake_prediction(t).scores for t in texts]
-    assert fake.encodes == [["bb", "a", "ccc", "dddd"]]
-    assert fake.calls == [["a", "bb"], ["ccc", "dddd"]]
+    assert fake.encodes == [["bb", "a", "ccc", "dddd", "e"]]
+    assert fake.calls == [["a"], ["e"], ["bb"], ["ccc"], ["dddd"]]
 
 
 def test_without_microbatching_each_predict_is_its_own_call(

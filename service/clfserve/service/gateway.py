@@ -6,8 +6,9 @@ staleness evaluation and the warm-up. It owns
 - the inference threads, and how many model calls run at once (``CLFSERVE_INFERENCE_WORKERS``;
   the ONNX Runtime threads per call are the usable CPUs split between them, so concurrent calls
   never oversubscribe the cores);
-- the row budget: each model call holds at most the model's ``batch_size`` rows. Texts are
-  deduplicated, then sorted by token length and chunked once, by the runtime's `plan`;
+- the row budget: no `session.run` holds more than the model's ``batch_size`` rows, and no model
+  call more than `CHUNKS_PER_CALL` such chunks. Texts are deduplicated, then sorted by token
+  length and chunked once, by the runtime's `plan`;
 - the order of waiting calls: interactive work (requests) goes before background work
   (evaluations), so an evaluation under traffic delays a request by at most one chunk, and
   after each chunk an evaluation leaves the model to waiting requests for a while (it gets at
@@ -35,6 +36,10 @@ from clfserve.service.microbatch import MicroBatcher
 from clfserve.service.model_state import Model, ModelState
 
 T = TypeVar("T")
+CHUNKS_PER_CALL = 4
+"""Up to this many chunks of the row budget go to the model as one call (a micro-batch, a small
+``/batch_predict``): the runtime sorts them by length before chunking, so each `session.run`
+pads less than chunks of texts in arrival order would; beyond it, each chunk is its own call."""
 BACKGROUND_YIELD = 4.0
 """Background calls (evaluations) pause this many times their own duration while requests wait."""
 MAX_YIELD_S = 0.25
@@ -104,7 +109,7 @@ class InferenceGateway:
         self._batcher = (
             MicroBatcher(
                 self.predict_microbatch,
-                self.row_budget,
+                self.call_budget,
                 self.busy,
                 metrics,
                 workers=workers,
@@ -171,9 +176,13 @@ class InferenceGateway:
         return self._slots.in_use > 0
 
     def row_budget(self) -> int:
-        """Most rows of one model call: the serving model's ``batch_size``."""
+        """Most rows of one `session.run`: the serving model's ``batch_size``."""
         model = self.state.model
         return model.batch_size if model is not None else 1
+
+    def call_budget(self) -> int:
+        """Most texts of one model call, and of one micro-batch: `CHUNKS_PER_CALL` chunks."""
+        return self.row_budget() * CHUNKS_PER_CALL
 
     async def predict(self, text: str) -> tuple[ModelInfo, Prediction]:
         """One text, coalesced with concurrent ones when micro-batching is on."""
@@ -193,13 +202,16 @@ class InferenceGateway:
     ) -> tuple[ModelInfo, list[Prediction]]:
         """Every text, answered by one model, in the caller's order.
 
-        Duplicates run once. Up to the row budget this is one model call; more texts are
-        tokenized in one call, planned into length-sorted chunks by the runtime, and each chunk
-        is its own call, so other callers' calls get the model between chunks.
+        Duplicates run once. Up to `CHUNKS_PER_CALL` chunks this is one model call, which the
+        runtime length-sorts and chunks; more texts are tokenized in one call, planned into
+        length-sorted chunks by the runtime, and each chunk is its own call, so other callers'
+        calls get the model between chunks. An evaluation (background) always goes chunk by
+        chunk.
         """
         model = self.state.require()
         unique = list(dict.fromkeys(texts))
-        if len(unique) <= model.batch_size:
+        whole = model.batch_size * (CHUNKS_PER_CALL if priority is Priority.INTERACTIVE else 1)
+        if len(unique) <= whole:
             predictions = await self._call(priority, kind, model.predict, unique)
         else:
             encoded = await self._call(priority, "encode", model.encode, unique)

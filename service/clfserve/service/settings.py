@@ -142,8 +142,9 @@ class Settings:
     )  # fmt: skip
     batch_size: int | None = setting(
         "CLFSERVE_BATCH_SIZE", None, optional(parse_int, *_AUTO),
-        "rows per model call, the one row budget: micro-batches, `/batch_predict` chunks and "
-        "evaluations are cut to it; auto: 8 on CPU (larger chunks only add padding), 64 on CUDA",
+        "rows per ONNX Runtime run, the one row budget: micro-batches, `/batch_predict` and "
+        "evaluations are length-sorted and cut to it; auto: 8 on CPU (larger chunks only add "
+        "padding), 64 on CUDA",
         check=at_least(1), shown="auto",
     )  # fmt: skip
     microbatch: bool = setting(

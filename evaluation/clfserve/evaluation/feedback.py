@@ -1,0 +1,175 @@
+"""Production labels: a durable store of ``(text, label)`` feedback that clients post.
+
+The store is any SQLAlchemy database URL (``sqlite:///...`` by default, PostgreSQL for replicas
+that share one). Each row also keeps what the service answered when the client named that answer
+(``prediction_id``): the model version and the predicted label, so feedback can be scored per
+version. Rows are only ever appended; nothing accepted is rewritten or dropped.
+
+    ClfserveError
+    └── FeedbackStoreError    the database cannot be opened, read or written
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
+
+from clfserve.evaluation.datasets import Dataset
+from clfserve.runtime.errors import ClfserveError
+
+FEEDBACK_FILE = "feedback.db"
+
+_metadata = sa.MetaData()
+_table = sa.Table(
+    "feedback",
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("label", sa.String(200), nullable=False),
+    sa.Column("prediction_id", sa.String(200), nullable=True),
+    sa.Column("model_version", sa.String(200), nullable=True),
+    sa.Column("predicted", sa.String(200), nullable=True),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False, index=True),
+)
+
+
+class FeedbackStoreError(ClfserveError):
+    """The feedback database cannot be used; the message names it (without a password)."""
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """One stored label. ``model_version`` and ``predicted`` are set when it named an answer."""
+
+    id: int
+    text: str
+    label: str
+    received_at: datetime
+    prediction_id: str | None = None
+    model_version: str | None = None
+    predicted: str | None = None
+
+
+def default_url(home: Path) -> str:
+    """SQLite under the clfserve home: ``sqlite:///<home>/feedback.db``."""
+    return f"sqlite:///{home / FEEDBACK_FILE}"
+
+
+def as_dataset(items: Sequence[Feedback], name: str = "feedback") -> Dataset:
+    """The feedback as a labelled dataset, in the order given."""
+    return Dataset(tuple(f.text for f in items), tuple(f.label for f in items), name=name)
+
+
+class FeedbackStore:
+    """Append and read feedback rows; safe to share between threads and processes."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._shown = sa.make_url(url).render_as_string(hide_password=True)
+        options: dict[str, Any] = {"pool_pre_ping": True}
+        if url.startswith("sqlite"):
+            options["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        try:
+            self._engine = sa.create_engine(url, **options)
+            if url.startswith("sqlite"):
+                sa.event.listen(self._engine, "connect", _sqlite_pragmas)
+                _make_parent(url)
+            with self._failing("create the feedback table in"):
+                _metadata.create_all(self._engine)
+        except (SQLAlchemyError, ValueError, ImportError, OSError) as exc:
+            raise FeedbackStoreError(f"feedback database {self._shown}: {exc}") from exc
+
+    def add(
+        self,
+        text: str,
+        label: str,
+        *,
+        prediction_id: str | None = None,
+        model_version: str | None = None,
+        predicted: str | None = None,
+    ) -> Feedback:
+        """Store one label durably (committed before this returns) and give the stored row."""
+        now = datetime.now(UTC)
+        values = {
+            "text": text,
+            "label": label,
+            "prediction_id": prediction_id,
+            "model_version": model_version,
+            "predicted": predicted,
+            "received_at": now,
+        }
+        with self._failing("write to"), self._engine.begin() as conn:
+            key = conn.execute(_table.insert().values(**values)).inserted_primary_key
+        assert key is not None
+        return Feedback(int(key[0]), text, label, now, prediction_id, model_version, predicted)
+
+    def latest(self, limit: int) -> list[Feedback]:
+        """The newest ``limit`` rows, oldest first."""
+        query = _table.select().order_by(_table.c.id.desc()).limit(limit)
+        return list(reversed(self._rows(query)))
+
+    def since(self, when: datetime) -> list[Feedback]:
+        """Every row received at or after ``when``, oldest first."""
+        query = _table.select().where(_table.c.received_at >= when).order_by(_table.c.id)
+        return self._rows(query)
+
+    def all(self) -> list[Feedback]:
+        """Every row, oldest first."""
+        return self._rows(_table.select().order_by(_table.c.id))
+
+    def count(self) -> int:
+        with self._failing("read"), self._engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(_table)).scalar_one())
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def _rows(self, query: sa.Select[Any]) -> list[Feedback]:
+        with self._failing("read"), self._engine.connect() as conn:
+            return [_feedback(row._mapping) for row in conn.execute(query)]
+
+    @contextmanager
+    def _failing(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except SQLAlchemyError as exc:
+            reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            raise FeedbackStoreError(
+                f"cannot {action} the feedback database {self._shown}: {reason}"
+            ) from exc
+
+
+def _feedback(row: Any) -> Feedback:
+    received = row["received_at"]
+    if received.tzinfo is None:  # SQLite keeps no zone; every row is written in UTC
+        received = received.replace(tzinfo=UTC)
+    return Feedback(
+        id=row["id"],
+        text=row["text"],
+        label=row["label"],
+        received_at=received,
+        prediction_id=row["prediction_id"],
+        model_version=row["model_version"],
+        predicted=row["predicted"],
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers (the monitor, retrain) run while a worker writes; waits ride the timeout.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.close()
+
+
+def _make_parent(url: str) -> None:
+    database = sa.make_url(url).database
+    if database and database != ":memory:":
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)

@@ -12,15 +12,11 @@ from service_fakes import quiet, ready_client, wait_until_settled
 
 from clfserve.runtime import Classifier
 from clfserve.service import create_app
+from reviews import REVIEWS
 
 pytestmark = pytest.mark.slow
 
-TEXTS = [
-    "a gorgeous, witty, seductive movie",
-    "dull, lifeless and far too long",
-    "ok",
-    "the performances are wonderful but the script falls apart in the second half " * 3,
-]
+TEXTS = REVIEWS
 
 
 @pytest.fixture(scope="module")

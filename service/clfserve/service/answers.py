@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from cachetools import TTLCache
@@ -22,6 +22,9 @@ from clfserve.service.gateway import InferenceGateway
 from clfserve.service.metrics import ServiceMetrics
 
 CacheKey = tuple[str, str, str, str, str]
+Observer = Callable[[ModelInfo, Sequence[Prediction]], None]
+"""Told of every fresh model answer, on the event loop (e.g. the drift window); must be cheap
+and must not raise."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +108,7 @@ class AnswerService:
     metrics: ServiceMetrics
     shared: SharedCache | None = None
     """Ignored (None) while the local cache is off."""
+    observers: list[Observer] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.cache.enabled:
@@ -154,6 +158,8 @@ class AnswerService:
         self, info: ModelInfo, texts: Sequence[str], predictions: Sequence[Prediction]
     ) -> None:
         self.cache.put_many(info, texts, predictions)
+        for observe in self.observers:
+            observe(info, predictions)
         if self.shared is not None:
             await self.shared.put_many(info, texts, predictions)
 

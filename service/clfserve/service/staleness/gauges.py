@@ -38,3 +38,31 @@ class StalenessGauges:
             "Evaluations that ended in error (data, model or MLflow)",
             registry=r,
         )
+
+
+class DriftGauges:
+    """Population stability index per drift signal, the verdict, its threshold, the count."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.psi = Gauge(
+            "clfserve_drift_psi",
+            "Population stability index of live answers against the model's reference, by "
+            "signal (label, confidence, tokens, truncated)",
+            ["signal"], registry=r,
+        )  # fmt: skip
+        self.drifted = Gauge(
+            "clfserve_drift_drifted",
+            "1 when a drift signal is above the threshold, 0 when none is, -1 no verdict",
+            registry=r,
+        )
+        self.drifted.set(-1)
+        self.threshold = Gauge(
+            "clfserve_drift_threshold", "Threshold the drift signals are compared with",
+            registry=r,
+        )  # fmt: skip
+        self.answers = Gauge(
+            "clfserve_drift_window_answers",
+            "Answers in the drift window at the last check (all replicas sharing Redis)",
+            registry=r,
+        )

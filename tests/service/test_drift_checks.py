@@ -339,3 +339,18 @@ async def test_windows_of_gone_replicas_are_left_out(redis_server: RedisProcess)
     assert await a.turned_drifted(info, False) is False
     assert await a.turned_drifted(info, True) is True  # a new turn
     await link.close()
+
+
+def test_staleness_answer_with_drift_matches_the_document(tmp_path: Path) -> None:
+    import schemathesis
+
+    fake = fake_at(artefact(tmp_path / "m", balanced(0, 100)))
+    for client in serving(fake):
+        send(client, balanced(1000, 60))
+        document = client.get("/schema/openapi.json").json()
+        operation = document["paths"]["/staleness"]["get"]
+        assert "drift" in operation["description"]
+        case = schemathesis.openapi.from_dict(document)["/staleness"]["GET"].Case()
+        response = client.get("/staleness")
+        case.validate_response(response)
+        assert response.json()["drift"]["status"] == "stable"

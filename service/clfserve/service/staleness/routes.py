@@ -32,6 +32,9 @@ def build_routes(
         "/staleness",
         tags=["model"],
         summary="Latest staleness evaluation and recent history",
+        description="`drift`: the label-free check of live answers against the model's "
+        "reference (label mix, confidence, tokens, truncation; population stability index), "
+        "null when `CLFSERVE_DRIFT_WINDOW` is off.",
         **documented(contract.READ),
     )
     async def staleness() -> dict[str, Any]:

@@ -4,7 +4,8 @@ The cache is a bounded TTL cache (cachetools, behind a lock) keyed by the model'
 (name, version, weights checksum and variant) and the exact text, so a different model never
 serves another model's answers; those just age out. With Redis configured, a shared layer
 (`sharedcache.SharedPredictionCache`) sits behind it: what this process lacks is looked up there
-(and kept here), and every fresh answer is written to both.
+(and kept here), and every fresh answer is written to both. Fresh answers (not cache hits) are
+also handed to the `AnswerService.observers`, e.g. the drift window.
 """
 
 from __future__ import annotations

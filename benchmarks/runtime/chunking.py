@@ -12,37 +12,19 @@ validation reviews (seed-0 split of Rotten Tomatoes). Writes
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import os
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.runtime.rounds import (
-    REPO,
-    Work,
-    alternate,
-    cpu_per_item_ms,
-    load_average,
-    rates,
-    ratios,
-)
+from benchmarks.runtime import rounds
 from clfserve.runtime import Classifier
 
-RESULT = REPO / "benchmarks" / "results" / "chunking-latest.md"
 WORKLOADS = {"batch 1": (1, 32), "micro-batch of 32": (32, 8), "batch_predict of 256": (256, 2)}
 """Name: (texts per call, calls per round)."""
-
-
-def validation_texts() -> list[str]:
-    from clfserve.evaluation.datasets import load_dataset, split
-
-    return list(split(load_dataset("rotten_tomatoes"), seed=0).validation.texts)
 
 
 def arms(base: Classifier, rows: int, cap: int, budgets: Sequence[int]) -> dict[str, Classifier]:
@@ -58,49 +40,43 @@ def plan_shape(classifier: Classifier, calls: list[list[str]]) -> tuple[float, f
     runs = padded = real = texts = 0
     for batch in calls:
         encoded = classifier.encode(batch)
-        for rows in classifier.plan(encoded):
-            width = max(encoded.lengths[i] for i in rows)
+        for rows_ in classifier.plan(encoded):
+            width = max(encoded.lengths[i] for i in rows_)
             runs += 1
-            padded += width * len(rows)
-            real += sum(encoded.lengths[i] for i in rows)
+            padded += width * len(rows_)
+            real += sum(encoded.lengths[i] for i in rows_)
         texts += len(batch)
     return runs / texts, padded / real
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--home", type=Path, help="CLFSERVE_HOME holding the registry")
-    parser.add_argument("--model", help="artefact folder or models:/ URI (default: champion)")
-    parser.add_argument("--rounds", type=int, default=7)
+    parser = rounds.options(__doc__ or "", 7, "chunking-latest.md")
     parser.add_argument("--rows", type=int, default=8, help="today's rows per chunk")
     parser.add_argument("--cap", type=int, default=32, help="most rows of a token-budget chunk")
     parser.add_argument("--budgets", default="256,512", help="token budgets to try")
-    parser.add_argument("--out", type=Path, default=RESULT)
     args = parser.parse_args(argv)
-    if args.home is not None:
-        os.environ["CLFSERVE_HOME"] = str(args.home)
+    artefact = rounds.model_folder(args)
 
-    from benchmarks.workload import bench_threads, machine, resolve_artefact
+    from benchmarks.workload import bench_threads
 
-    artefact = resolve_artefact(args.model)
     threads = bench_threads()
     base = Classifier.load(
         artefact, device="cpu", threads=threads, batch_size=args.rows, spinning=False
     )
     budgets = [int(b) for b in args.budgets.split(",")]
     candidates = arms(base, args.rows, args.cap, budgets)
-    texts = validation_texts()
+    texts = rounds.validation_texts()
     baseline = next(iter(candidates))
 
-    lines = [
-        "# Row chunks vs token-budget chunks",
-        "",
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, `{' '.join(['chunking.py', *(argv or [])])}`;"
-        f" {machine()['cpu']}, {os.cpu_count()} CPUs shared with other jobs, {threads} ORT "
-        f"threads (not spinning, as served), model `{artefact.name}` ({base.info.variant}), "
-        f"{len(texts)} validation reviews; {args.rounds} rounds, arms alternated call by call "
-        "on one session. Cells: median (min-max) over rounds.",
-        "",
+    lines = rounds.heading(
+        "Row chunks vs token-budget chunks",
+        "chunking.py",
+        argv,
+        f"{threads} ORT threads (not spinning, as served), model `{base.info.name}` "
+        f"v{base.info.version} ({base.info.variant}), {len(texts)} validation reviews; "
+        f"{args.rounds} rounds, arms alternated call by call on one session.",
+    )
+    lines += [
         "| work | plan | texts/s | vs rows | CPU ms/text | runs/text | padded/real tokens "
         "| labels = rows |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
@@ -108,28 +84,25 @@ def main(argv: list[str] | None = None) -> int:
     for work, (size, units) in WORKLOADS.items():
         calls = [texts[u * size : (u + 1) * size] for u in range(units)]
         reference = [p.label for batch in calls for p in base.predict(batch)]
-
         work_of = {name: predicting(c, calls) for name, c in candidates.items()}
-        took = alternate(work_of, args.rounds, units)
+        took = rounds.alternate(work_of, args.rounds, units)
         items = size * units
         for name, classifier in candidates.items():
             per_text, padding = plan_shape(classifier, calls)
             labels = [p.label for batch in calls for p in classifier.predict(batch)]
             agree = sum(a == b for a, b in zip(labels, reference, strict=True)) / len(labels)
             lines.append(
-                f"| {work} | {name} | {rates(took[name], items).text()} "
-                f"| {ratios(took[name], took[baseline]).text('{:.2f}')} "
-                f"| {cpu_per_item_ms(took[name], items).text('{:.1f}')} | {per_text:.3f} "
+                f"| {work} | {name} | {rounds.rates(took[name], items).text()} "
+                f"| {rounds.ratios(took[name], took[baseline]).text('{:.2f}')} "
+                f"| {rounds.cpu_per_item_ms(took[name], items).text('{:.1f}')} | {per_text:.3f} "
                 f"| {padding:.2f} | {agree:.3f} |"
             )
         print(*lines[-len(candidates) :], sep="\n", flush=True)
-    lines += ["", f"Load average at the end: {load_average()}."]
-    args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
+    rounds.write(args.out, lines)
     return 0
 
 
-def predicting(classifier: Classifier, calls: list[list[str]]) -> Work:
+def predicting(classifier: Classifier, calls: list[list[str]]) -> rounds.Work:
     return lambda unit: classifier.predict(calls[unit])
 
 

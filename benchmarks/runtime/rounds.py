@@ -8,14 +8,16 @@ per-round ratio to the baseline arm: both saw the same load.
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from benchmarks.workload import RESULTS
 
 Work = Callable[[int], object]
 """One unit of work: called with the unit's number (which texts to use)."""
@@ -81,3 +83,53 @@ def cpu_per_item_ms(took: Sequence[Round], items: int) -> Spread:
 
 def load_average() -> str:
     return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+# -- what both comparison scripts share ------------------------------------------------------
+
+
+def options(doc: str, rounds: int, result: str) -> argparse.ArgumentParser:
+    """``--home``, ``--model``, ``--rounds`` and ``--out`` (under benchmarks/results/)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--home", type=Path, help="CLFSERVE_HOME holding the registry")
+    parser.add_argument("--model", help="artefact folder or models:/ URI (default: champion)")
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--out", type=Path, default=RESULTS / result)
+    return parser
+
+
+def model_folder(args: argparse.Namespace) -> Path:
+    """The artefact folder ``--model`` names, looked up under ``--home``."""
+    if args.home is not None:
+        os.environ["CLFSERVE_HOME"] = str(args.home)
+    from benchmarks.workload import resolve_artefact
+
+    return resolve_artefact(args.model)
+
+
+def validation_texts() -> list[str]:
+    """The validation reviews of the seed-0 Rotten Tomatoes split (what the model never saw)."""
+    from clfserve.evaluation.datasets import load_dataset, split
+
+    return list(split(load_dataset("rotten_tomatoes"), seed=0).validation.texts)
+
+
+def heading(title: str, script: str, argv: Sequence[str] | None, setup: str) -> list[str]:
+    """Title and one paragraph: when, the command, the machine and ``setup``."""
+    from benchmarks.workload import machine
+
+    command = " ".join([script, *(argv or [])])
+    return [
+        f"# {title}",
+        "",
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, `{command}`; {machine()['cpu']}, "
+        f"{os.cpu_count()} CPUs shared with other jobs; {setup} Cells: median (min-max) over "
+        "rounds.",
+        "",
+    ]
+
+
+def write(out: Path, lines: list[str]) -> None:
+    lines = [*lines, "", f"Load average at the end: {load_average()}."]
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"wrote {out}")

@@ -11,32 +11,19 @@ serving batch (a micro-batch of 32), with today's plan (length-sorted chunks of 
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.runtime.chunking import validation_texts
-from benchmarks.runtime.rounds import (
-    REPO,
-    Round,
-    Spread,
-    Work,
-    alternate,
-    cpu_per_item_ms,
-    load_average,
-    rates,
-    ratios,
-)
+from benchmarks.runtime import rounds
+from benchmarks.runtime.rounds import Round, Spread, Work
+from clfserve.runtime import Classifier
 
-RESULT = REPO / "benchmarks" / "results" / "threads-latest.md"
 SIZES = {"batch 1": (1, 16), "micro-batch of 32": (32, 4)}
 """Name: (texts per call, calls per unit of work)."""
 
@@ -77,22 +64,22 @@ def table(
     if loop_steps is not None:
         head, rule = head + " busy-loop steps/ms |", rule + "---:|"
     lines = [f"**{title}**", "", head, rule]
-    for name, rounds_ in took.items():
+    for name, taken in took.items():
         row = (
-            f"| {name} | {rates(rounds_, items).text()} "
-            f"| {ratios(rounds_, took[baseline]).text('{:.2f}')} "
-            f"| {cpu_per_item_ms(rounds_, items).text('{:.1f}')} |"
+            f"| {name} | {rounds.rates(taken, items).text()} "
+            f"| {rounds.ratios(taken, took[baseline]).text('{:.2f}')} "
+            f"| {rounds.cpu_per_item_ms(taken, items).text('{:.1f}')} |"
         )
         if loop_steps is not None:
             steps = loop_steps[name]
-            per_ms = [s / (1000 * r.wall_s) for s, r in zip(steps, rounds_, strict=True)]
+            per_ms = [s / (1000 * r.wall_s) for s, r in zip(steps, taken, strict=True)]
             row += f" {Spread.of(per_ms).text('{:.0f}') if max(per_ms) >= 1 else '-'} |"
         lines.append(row)
     return [*lines, ""]
 
 
 def spinning_rounds(
-    spin_on: Work, spin_off: Work, units: int, rounds: int
+    spin_on: Work, spin_off: Work, units: int, count: int
 ) -> tuple[dict[str, list[Round]], dict[str, list[float]]]:
     """Spinning on/off x event loop idle/busy, every arm turn about; busy-loop steps per round."""
     loop = BusyLoop()
@@ -101,10 +88,10 @@ def spinning_rounds(
     for busy in (False, True):
         for spin, run in (("on", spin_on), ("off", spin_off)):
             name = f"spinning {spin}, {'busy Python thread' if busy else 'idle'}"
-            steps[name] = [0.0] * rounds
+            steps[name] = [0.0] * count
             arms[name] = _watched(loop, busy, run, units, steps[name])
     try:
-        took = alternate(arms, rounds, units)
+        took = rounds.alternate(arms, count, units)
     finally:
         loop.close()
     return took, steps
@@ -127,38 +114,26 @@ def _watched(loop: BusyLoop, busy: bool, run: Work, units: int, steps: list[floa
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--home", type=Path, help="CLFSERVE_HOME holding the registry")
-    parser.add_argument("--model", help="artefact folder or models:/ URI (default: champion)")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=RESULT)
-    args = parser.parse_args(argv)
-    if args.home is not None:
-        os.environ["CLFSERVE_HOME"] = str(args.home)
-
-    from benchmarks.workload import machine, resolve_artefact
-    from clfserve.runtime import Classifier
-
-    artefact = resolve_artefact(args.model)
+    args = rounds.options(__doc__ or "", 5, "threads-latest.md").parse_args(argv)
+    artefact = rounds.model_folder(args)
 
     def load(threads: int, spinning: bool = True) -> Classifier:
         return Classifier.load(artefact, device="cpu", threads=threads, spinning=spinning)
 
     two_spin, two_still = load(2), load(2, spinning=False)
     one_a, one_b = load(1), load(1)
-    texts = validation_texts()
+    texts = rounds.validation_texts()
     pool = ThreadPoolExecutor(2, thread_name_prefix="caller")
-    lines = [
-        "# ONNX Runtime threads: spinning, intra-op threads, concurrent callers",
-        "",
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, `{' '.join(['threads.py', *(argv or [])])}`;"
-        f" {machine()['cpu']}, {os.cpu_count()} CPUs shared with other jobs, model "
-        f"`{artefact.name}` ({two_spin.info.variant}), chunks of {two_spin.batch_size}, real "
-        f"validation reviews; {args.rounds} rounds, arms alternated unit by unit. Cells: median "
-        "(min-max) over rounds. CPU ms/text counts every thread of the process (the busy "
+    info = two_spin.info
+    lines = rounds.heading(
+        "ONNX Runtime threads: spinning, intra-op threads, concurrent callers",
+        "threads.py",
+        argv,
+        f"model `{info.name}` v{info.version} ({info.variant}), chunks of "
+        f"{two_spin.batch_size}, {len(texts)} validation reviews; {args.rounds} rounds, arms "
+        "alternated unit by unit. CPU ms/text counts every thread of the process (the busy "
         "Python thread too, where it runs).",
-        "",
-    ]
+    )
     for size_name, (size, per_unit) in SIZES.items():
         units = 4
         calls = [texts[i * size : (i + 1) * size] for i in range(units * per_unit)]
@@ -195,12 +170,11 @@ def main(argv: list[str] | None = None) -> int:
                 concurrent(one_a, one_b), unit_calls
             ),
         }
-        lines += table(f"Threads, {size_name}", alternate(thread_arms, args.rounds, units), items)
+        took = rounds.alternate(thread_arms, args.rounds, units)
+        lines += table(f"Threads, {size_name}", took, items)
         print(*lines, sep="\n", flush=True)
     pool.shutdown()
-    lines += [f"Load average at the end: {load_average()}."]
-    args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
+    rounds.write(args.out, lines)
     return 0
 
 

@@ -142,10 +142,11 @@ class Settings:
     )  # fmt: skip
     thread_spinning: bool = setting(
         "CLFSERVE_THREAD_SPINNING", False, parse_bool,
-        "ONNX Runtime intra-op threads busy-wait for work (`true`, its own default) or sleep "
-        "when idle; off measured, default int8 model, 2 threads, 2 shared vCPUs, 5 alternated "
-        "rounds: calls of 32 1.85x as fast with a busy Python thread beside them (which made "
-        "1.5x the progress), 4.3 vs 7.6 CPU ms per text",
+        "idle ONNX Runtime intra-op threads busy-wait for work (`true`, its own default) or "
+        "sleep; measured in one process (int8 default model, 2 threads, 2 shared vCPUs, 5 "
+        "alternated rounds): with a busy Python thread beside the calls, as an event loop, off "
+        "ran micro-batches of 32 1.9x as fast and that thread made 1.4x the progress; idle, off "
+        "spent 4.3 instead of 8.6 CPU ms per text",
     )  # fmt: skip
     batch_size: int | None = setting(
         "CLFSERVE_BATCH_SIZE", None, optional(parse_int, *_AUTO),

@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 
 from clfserve.runtime.inputs import pad_chunk, plan_chunks
@@ -19,3 +21,46 @@ def test_pad_chunk_pads_to_the_chunks_longest() -> None:
     assert chunk.input_ids.tolist() == [[101, 102, 0], [101, 5, 102]]
     assert chunk.attention_mask.tolist() == [[1, 1, 0], [1, 1, 1]]
     assert chunk.token_type_ids.shape == (2, 3)
+
+
+def _check_token_plan(lengths: list[int], cap: int, budget: int) -> list[list[int]]:
+    chunks = [c.tolist() for c in plan_chunks(lengths, cap, token_budget=budget)]
+    flat = [i for chunk in chunks for i in chunk]
+    assert sorted(flat) == list(range(len(lengths)))  # every text once
+    assert [lengths[i] for i in flat] == sorted(lengths)  # length-sorted, stable
+    for chunk in chunks:
+        assert 1 <= len(chunk) <= cap
+        if len(chunk) > 1:
+            assert len(chunk) * max(lengths[i] for i in chunk) <= budget
+    return chunks
+
+
+def test_a_token_budget_puts_short_texts_in_big_chunks_and_long_ones_in_small() -> None:
+    lengths = [30, 4, 100, 30, 4, 4, 30, 4, 30, 4]
+    chunks = _check_token_plan(lengths, cap=5, budget=64)
+    # five short texts fill the row cap (20 tokens); 30-token ones go two by two; 100 alone
+    assert [len(c) for c in chunks] == [5, 2, 2, 1]
+
+
+def test_each_chunk_is_as_large_as_the_budget_allows() -> None:
+    lengths = [5, 1, 9, 3, 7, 2, 8]
+    chunks = _check_token_plan(lengths, cap=8, budget=16)
+    assert chunks == [[1, 5, 3], [0, 4], [6], [2]]
+    for chunk, following in itertools.pairwise(chunks):
+        widened = [*chunk, following[0]]
+        assert len(widened) * max(lengths[i] for i in widened) > 16
+
+
+def test_token_plans_of_random_lengths_obey_budget_and_cap() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        lengths = rng.integers(1, 65, size=int(rng.integers(1, 300))).tolist()
+        cap, budget = int(rng.integers(1, 64)), int(rng.integers(1, 2048))
+        _check_token_plan(lengths, cap, budget)
+
+
+def test_without_a_token_budget_the_plan_is_row_chunks() -> None:
+    lengths = [5, 1, 9, 3, 7, 2, 8]
+    rows = [c.tolist() for c in plan_chunks(lengths, 3)]
+    huge = [c.tolist() for c in plan_chunks(lengths, 3, token_budget=10_000)]
+    assert rows == huge == [[1, 5, 3], [0, 4, 6], [2]]

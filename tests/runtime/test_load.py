@@ -67,6 +67,22 @@ def test_batch_size_defaults_to_the_cpu_serving_size(tiny_artefact: Path) -> Non
         Classifier.load(tiny_artefact, device="cpu", batch_size=0)
 
 
+SPINNING = "session.intra_op.allow_spinning"
+
+
+def spinning_entry(clf: Classifier) -> str | None:
+    try:
+        return str(clf.session.get_session_options().get_session_config_entry(SPINNING))
+    except Exception:  # ORT raises when the entry was never set (its default: spinning on)
+        return None
+
+
+def test_idle_threads_spin_unless_told_to_sleep(tiny_artefact: Path) -> None:
+    assert spinning_entry(Classifier.load(tiny_artefact, device="cpu")) is None
+    still = Classifier.load(tiny_artefact, device="cpu", spinning=False)
+    assert spinning_entry(still) == "0"
+
+
 def test_usable_cpus_respects_affinity_and_quota(monkeypatch: pytest.MonkeyPatch) -> None:
     import clfserve.runtime.resources as resources
 

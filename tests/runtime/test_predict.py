@@ -110,3 +110,30 @@ def test_int8_variant_agrees_with_fp32_on_most_labels(
     a = [p.label for p in fp32.predict(TEXTS)]
     b = [p.label for p in int8.predict(TEXTS)]
     assert sum(x == y for x, y in zip(a, b, strict=True)) >= len(TEXTS) - 2
+
+
+def test_a_token_budget_changes_the_chunks_not_the_answers(
+    fp32: Classifier, tiny_artefact: Path
+) -> None:
+    budgeted = Classifier.load(
+        tiny_artefact, device="cpu", variant="fp32", batch_size=16, token_budget=48,
+        spinning=False,
+    )  # fmt: skip
+    texts = TEXTS * 3
+    random.Random(2).shuffle(texts)
+    encoded = budgeted.encode(texts)
+    plan = budgeted.plan(encoded)
+    assert plan != fp32.plan(encoded)  # a different plan, or this test proves nothing
+    assert sorted(i for rows in plan for i in rows.tolist()) == list(range(len(texts)))
+    for rows in plan:
+        width = max(encoded.lengths[i] for i in rows)
+        assert len(rows) <= 16
+        assert len(rows) == 1 or len(rows) * width <= 48
+    got, want = budgeted.predict(texts), fp32.predict(texts)
+    assert [p.label for p in got] == [p.label for p in want]
+    np.testing.assert_allclose(_probs(got), _probs(want), atol=1e-5)
+
+
+def test_token_budget_must_be_positive(tiny_artefact: Path) -> None:
+    with pytest.raises(ValueError, match="token_budget"):
+        Classifier.load(tiny_artefact, device="cpu", token_budget=0, warmup=False)

@@ -183,3 +183,21 @@ def test_drift_of_the_real_model_against_its_own_reference(tiny_artefact: Path) 
     assert shifted["status"] == "drifted"
     assert shifted["signals"]["truncated"]["drifted"] is True
     assert shifted["signals"]["tokens"]["drifted"] is True
+
+
+@pytest.mark.parametrize(("spinning", "entry"), [(False, "0"), (True, None)])
+def test_the_served_session_spins_only_when_told(
+    tiny_artefact: Path, spinning: bool, entry: str | None
+) -> None:
+    from clfserve.registry import ResolvedModel
+    from clfserve.service.loading import open_model
+
+    settings = quiet(model_uri=str(tiny_artefact), thread_spinning=spinning)
+    model = open_model(settings, ResolvedModel(tiny_artefact))
+    assert isinstance(model, Classifier)
+    options = model.session.get_session_options()
+    try:
+        got: str | None = options.get_session_config_entry("session.intra_op.allow_spinning")
+    except Exception:  # never set: ONNX Runtime's default, spinning
+        got = None
+    assert got == entry

@@ -33,6 +33,7 @@ def test_defaults() -> None:
     assert (settings.host, settings.port, settings.workers) == ("0.0.0.0", 5000, 1)
     assert (settings.variant, settings.threads, settings.batch_size) == (None, None, None)
     assert (settings.microbatch, settings.microbatch_max_wait_ms) == (True, 1.0)
+    assert settings.thread_spinning is False  # idle ONNX Runtime threads sleep
     assert settings.staleness == StalenessSettings()
     assert settings.staleness.enabled is True
     assert settings.staleness.validation_data is None  # the model's own validation data
@@ -63,6 +64,7 @@ def test_parses_values_of_every_kind() -> None:
             "CLFSERVE_VARIANT": "fp32",
             "CLFSERVE_THREADS": "2",
             "CLFSERVE_BATCH_SIZE": "16",
+            "CLFSERVE_THREAD_SPINNING": "yes",
             "CLFSERVE_MICROBATCH": "no",
             "CLFSERVE_MICROBATCH_MAX_WAIT_MS": "2.5",
             "CLFSERVE_CACHE": "off",
@@ -82,6 +84,7 @@ def test_parses_values_of_every_kind() -> None:
     assert settings.variant == "fp32"
     assert settings.threads == 2
     assert settings.batch_size == 16
+    assert settings.thread_spinning is True
     assert settings.microbatch is False
     assert settings.microbatch_max_wait_ms == 2.5
     assert settings.cache_enabled is False
@@ -179,6 +182,7 @@ def test_parsers_refuse_with_a_reason(parse: object, raw: str, message: str) -> 
         ("CLFSERVE_VARIANT", "model.int8.onnx", "int8 or fp32"),
         ("CLFSERVE_CACHE", "maybe", "true or false"),
         ("CLFSERVE_MICROBATCH", "maybe", "true or false"),
+        ("CLFSERVE_THREAD_SPINNING", "sometimes", "true or false"),
         ("CLFSERVE_CACHE_TTL", "soon", "expected seconds"),
         ("CLFSERVE_CACHE_TTL", "0", "must be > 0"),
         ("CLFSERVE_TRUSTED_PROXIES", "10.0.0.1,proxy.local", "'proxy.local'"),

@@ -68,6 +68,7 @@ class Classifier:
     encoder: TextEncoder = field(repr=False)
     info: ModelInfo
     batch_size: int
+    token_budget: int | None = None
     _inputs: SessionInputs = field(init=False, repr=False)
     _output: str = field(init=False, repr=False)
 
@@ -86,6 +87,8 @@ class Classifier:
         threads: int | None = None,
         warmup: bool = True,
         cuda_tf32: bool = False,
+        token_budget: int | None = None,
+        spinning: bool = True,
     ) -> Classifier:
         """Load an artefact folder.
 
@@ -95,6 +98,9 @@ class Classifier:
         ``batch_size`` caps the rows of one `session.run`; None means `CPU_BATCH_SIZE` or
         `CUDA_BATCH_SIZE` for the provider obtained. The int8 graph quantizes activations per
         call, so its answers (and measured quality) shift slightly with this number.
+        ``token_budget`` (None: rows only) also caps ``rows x padded length`` of one run, so
+        short texts go in chunks of up to ``batch_size`` rows and long ones in fewer.
+        ``spinning=False`` lets idle ONNX Runtime threads sleep instead of busy-waiting.
         ``cuda_tf32`` trades exact fp32 on CUDA for faster TF32 matmuls.
         """
         started = time.perf_counter()
@@ -103,13 +109,17 @@ class Classifier:
             raise ModelLoadError(f"{folder}: not a directory (expected an artefact folder)")
         if batch_size is not None and batch_size < 1:
             raise ValueError("batch_size must be >= 1")
+        if token_budget is not None and token_budget < 1:
+            raise ValueError("token_budget must be >= 1")
         manifest = Manifest.read(folder)
         threads = threads or usable_cpus()
         encoder = TextEncoder(verify_file(folder, manifest.tokenizer), manifest.max_length)
         for extra in manifest.extras:  # travel with the model: tampering shows here
             verify_file(folder, extra)
 
-        session, chosen = cls._open(folder, manifest, device, variant, threads, cuda_tf32)
+        session, chosen = cls._open(
+            folder, manifest, device, variant, threads, cuda_tf32=cuda_tf32, spinning=spinning
+        )
         got = tuple(session.get_providers())
         info = ModelInfo(
             name=manifest.name,
@@ -125,14 +135,15 @@ class Classifier:
         )
         if batch_size is None:
             batch_size = CUDA_BATCH_SIZE if info.device == "cuda" else CPU_BATCH_SIZE
-        classifier = cls(manifest, session, encoder, info, batch_size)
+        classifier = cls(manifest, session, encoder, info, batch_size, token_budget)
         if warmup:
             classifier.predict(["warm-up"] * min(batch_size, 2))
         info = dataclasses.replace(info, load_seconds=time.perf_counter() - started)
         classifier.info = info
         log.info(
-            "loaded %s v%s: variant=%s provider=%s threads=%d batch_size=%d (%.2fs)",
-            info.name, info.version, info.variant, got[0], threads, batch_size, info.load_seconds,
+            "loaded %s v%s: variant=%s provider=%s threads=%d batch_size=%d token_budget=%s "
+            "(%.2fs)", info.name, info.version, info.variant, got[0], threads, batch_size,
+            token_budget, info.load_seconds,
         )  # fmt: skip
         return classifier
 
@@ -143,7 +154,9 @@ class Classifier:
         device: Device,
         variant: str | None,
         threads: int,
+        *,
         cuda_tf32: bool,
+        spinning: bool,
     ) -> tuple[ort.InferenceSession, str]:
         if variant is not None and variant not in manifest.variants:
             raise ModelLoadError(
@@ -155,7 +168,9 @@ class Classifier:
         if CUDA in providers:
             name = variant or ("fp32" if "fp32" in manifest.variants else variant_for_cpu(manifest))
             path = verify_file(folder, manifest.variants[name])
-            session = create_session(path, providers, threads, cuda_tf32=cuda_tf32)
+            session = create_session(
+                path, providers, threads, cuda_tf32=cuda_tf32, spinning=spinning
+            )
             got = session.get_providers()
             check_device(device, got)
             if CUDA in got or variant is not None:
@@ -163,7 +178,7 @@ class Classifier:
             log.warning("CUDA was requested but not obtained (got %s); using the CPU", got)
         name = variant or variant_for_cpu(manifest)
         path = verify_file(folder, manifest.variants[name])
-        return create_session(path, [CPU], threads), name
+        return create_session(path, [CPU], threads, spinning=spinning), name
 
     # -- prediction -----------------------------------------------------------------------
 
@@ -190,9 +205,10 @@ class Classifier:
         return self.encoder.encode(texts)
 
     def plan(self, encoded: Encoded) -> list[Rows]:
-        """Caller positions in length-sorted chunks of at most ``batch_size``: one
-        `session.run` each, padded only to its own longest text."""
-        return list(plan_chunks(encoded.lengths, self.batch_size))
+        """Caller positions in length-sorted chunks of at most ``batch_size`` rows (and
+        ``token_budget`` padded tokens, if set): one `session.run` each, padded only to its own
+        longest text."""
+        return list(plan_chunks(encoded.lengths, self.batch_size, self.token_budget))
 
     def chunks(self, encoded: Encoded) -> list[Chunk]:
         """Every chunk of `plan`, padded: what `predict` runs (benchmarks time the steps apart)."""

@@ -69,11 +69,25 @@ class Chunk:
     token_type_ids: npt.NDArray[np.int64]
 
 
-def plan_chunks(lengths: Sequence[int], batch_size: int) -> Iterator[Rows]:
-    """Caller positions grouped into length-sorted chunks of at most ``batch_size``."""
-    order = np.argsort(np.asarray(lengths, dtype=np.int64), kind="stable")
-    for start in range(0, len(order), batch_size):
-        yield order[start : start + batch_size]
+def plan_chunks(
+    lengths: Sequence[int], batch_size: int, token_budget: int | None = None
+) -> Iterator[Rows]:
+    """Caller positions grouped into length-sorted chunks of at most ``batch_size`` rows.
+
+    With a ``token_budget`` a chunk also holds no more rows than fit ``rows x padded length <=
+    token_budget`` (at least one): short texts go in big chunks, long ones in small.
+    """
+    sizes = np.asarray(lengths, dtype=np.int64)
+    order = np.argsort(sizes, kind="stable")
+    start = 0
+    while start < len(order):
+        end = min(start + batch_size, len(order))
+        if token_budget is not None:
+            # Sorted ascending, so rows start..end-1 pad to the length of row end-1.
+            while end - start > 1 and (end - start) * sizes[order[end - 1]] > token_budget:
+                end -= 1
+        yield order[start:end]
+        start = end
 
 
 def pad_chunk(

@@ -59,6 +59,7 @@ def open_model(settings: Settings, resolved: ResolvedModel) -> Model:
         variant=settings.variant,
         batch_size=settings.batch_size,
         threads=intra_op_threads(settings),
+        spinning=settings.thread_spinning,
         warmup=False,
     )
     if resolved.name is not None and resolved.version is not None:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from clfserve.cli.options import HelpFormatter
 from clfserve.evaluation.datasets import DEFAULT_DATASET
-from clfserve.export.config import ExportConfig, ReleaseConfig
+from clfserve.export.config import ExportConfig, Int8Graph, ReleaseConfig
 from clfserve.export.config import TrainConfig as _TrainDefaults
 from clfserve.registry.uri import DEFAULT_ALIAS, DEFAULT_NAME
 
@@ -175,6 +175,15 @@ def _gate_options(p: argparse.ArgumentParser, min_score: float) -> None:
         default=e.smooth_alpha,
         help="SmoothQuant strength for int8, 0 < A <= 1; 0 = plain dynamic int8",
     )
+    p.add_argument(
+        "--int8-graph",
+        choices=get_args(Int8Graph),
+        default=e.int8_graph,
+        help="int8 graph: auto = build plain, folded and fused, time them on validation texts "
+        "and keep the fastest that keeps the fp32 answers; or pin one (mul = smoothing as Mul "
+        "nodes, folded = smoothing folded into the weights, fused = ORT BERT fusions, static = "
+        "QDQ calibrated on train texts)",
+    )
 
 
 def _registry_options(p: argparse.ArgumentParser, gate: bool = True) -> None:
@@ -297,6 +306,7 @@ def _export_config(
         min_macro_f1=args.min_macro_f1,
         min_agreement=args.min_agreement,
         smooth_alpha=args.smooth_alpha,
+        int8_graph=args.int8_graph,
     )
 
 
@@ -322,6 +332,8 @@ def _print_export(result: Any) -> None:
               f"{size:.1f} MB")  # fmt: skip
     if report.agreement_int8_fp32 is not None:
         print(f"int8/fp32 label agreement: {report.agreement_int8_fp32:.4f}")
+    if manifest.int8_graph:
+        print(f"int8 graph: {manifest.int8_graph['chosen']} ({manifest.int8_graph['reason']})")
     if registered is not None:
         print(f"registered {registered.uri} (run {registered.run_id})")
     if result.promotion is not None and registered is not None:

@@ -200,3 +200,21 @@ def test_when_none_qualifies_the_closest_to_fp32_is_kept() -> None:
     name, reason = choose(scores, FP32, NEED)
     assert name == "b"
     assert reason.startswith("no candidate kept")
+
+
+def test_the_runtime_feeds_int32_inputs_to_a_graph_that_declares_them(
+    tiny_artefact: Path, tmp_path: Path
+) -> None:
+    from clfserve.export.choice import _classifier
+    from clfserve.export.graphs import int32_inputs
+    from clfserve.runtime.inputs import TextEncoder
+
+    manifest = Manifest.read(tiny_artefact)
+    narrow = tmp_path / "int32.onnx"
+    int32_inputs(tiny_artefact / "model.onnx", narrow)
+    encoder = TextEncoder(tiny_artefact / "tokenizer.json", manifest.max_length)
+    wide = _classifier(manifest, encoder, tiny_artefact / "model.onnx")
+    thin = _classifier(manifest, encoder, narrow)
+    assert {i.type for i in thin.session.get_inputs()} == {"tensor(int32)"}
+    chunk = wide.chunks(wide.encode(TEXTS[:16]))[0]
+    assert np.array_equal(wide.run(chunk), thin.run(chunk))

@@ -9,12 +9,12 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from export_helpers import logits, small_export
 from onnx import TensorProto, helper, numpy_helper
 
 from clfserve.evaluation.datasets import load_split
 from clfserve.export.artefact import export_artefact
 from clfserve.export.choice import GraphScore, Requirement, Speed, choose
-from clfserve.export.config import ExportConfig
 from clfserve.export.feeds import text_feeds
 from clfserve.export.graphs import AUTO_CANDIDATES
 from clfserve.export.smooth import SUFFIX, calibrate, smooth_model
@@ -22,16 +22,6 @@ from clfserve.runtime.classifier import Classifier
 from clfserve.runtime.manifest import Manifest
 
 TEXTS = list(load_split("rotten_tomatoes", "train").texts[:96])
-
-
-def _logits(model: Path, folder: Path) -> np.ndarray:
-    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    wanted = {i.name for i in session.get_inputs()}
-    rows = []
-    for feed in text_feeds(folder, Manifest.read(folder), TEXTS, batch_size=16):
-        (out,) = session.run(["logits"], {k: v for k, v in feed.items() if k in wanted})
-        rows.append(out)
-    return np.concatenate(rows)
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +38,8 @@ def folded(tiny_artefact: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 
 def test_folding_keeps_the_fp32_function(tiny_artefact: Path, folded: Path) -> None:
-    before = _logits(tiny_artefact / "model.onnx", tiny_artefact)
-    after = _logits(folded, tiny_artefact)
+    before = logits(tiny_artefact / "model.onnx", tiny_artefact, TEXTS)
+    after = logits(folded, tiny_artefact, TEXTS)
     assert np.abs(before - after).max() < 1e-4
     assert np.abs(before).max() > 0.1  # the comparison is not between two zeros
 
@@ -112,8 +102,8 @@ def test_free_placement_leaves_unfoldable_inputs_alone(tiny_artefact: Path, tmp_
     assert not [n for n in model.graph.node if n.output[0].endswith(SUFFIX)]
     assert (
         np.abs(
-            _logits(tiny_artefact / "model.onnx", tiny_artefact)
-            - _logits(tmp_path / "f.onnx", tiny_artefact)
+            logits(tiny_artefact / "model.onnx", tiny_artefact, TEXTS)
+            - logits(tmp_path / "f.onnx", tiny_artefact, TEXTS)
         ).max()
         < 1e-4
     )
@@ -144,14 +134,7 @@ def test_manifest_records_the_measured_choice(tiny_artefact: Path) -> None:
 
 
 def test_a_pinned_graph_is_built_without_measuring(tiny_checkpoint: Path, tmp_path: Path) -> None:
-    config = ExportConfig(
-        checkpoint=tiny_checkpoint,
-        output=tmp_path / "fused",
-        max_length=64,
-        max_eval_samples=64,
-        min_agreement=0.0,
-        int8_graph="fused",
-    )
+    config = small_export(tiny_checkpoint, tmp_path / "fused", int8_graph="fused")
     manifest = export_artefact(config).manifest
     assert manifest.int8_graph == {
         "chosen": "fused",
@@ -218,3 +201,20 @@ def test_the_runtime_feeds_int32_inputs_to_a_graph_that_declares_them(
     assert {i.type for i in thin.session.get_inputs()} == {"tensor(int32)"}
     chunk = wide.chunks(wide.encode(TEXTS[:16]))[0]
     assert np.array_equal(wide.run(chunk), thin.run(chunk))
+
+
+@pytest.mark.parametrize("command", ["export", "release"])
+def test_the_cli_pins_the_int8_graph(command: str) -> None:
+    import argparse
+
+    from clfserve.cli import release
+
+    parser = argparse.ArgumentParser()
+    release.add_commands(parser.add_subparsers())
+    extra = ["--model", "ckpt"] if command == "export" else []
+    args = parser.parse_args([command, *extra, "--int8-graph", "fused"])
+    assert release._export_config(args, Path("c"), Path("o"), None, None).int8_graph == "fused"
+    default = parser.parse_args([command, *extra])
+    assert release._export_config(default, Path("c"), Path("o"), None, None).int8_graph == "auto"
+    with pytest.raises(SystemExit):
+        parser.parse_args([command, *extra, "--int8-graph", "fastest"])

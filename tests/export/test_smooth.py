@@ -6,28 +6,17 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
+from export_helpers import logits, small_export
 
 from clfserve.evaluation.datasets import load_split
 from clfserve.export.artefact import export_artefact
-from clfserve.export.config import ExportConfig
 from clfserve.export.errors import ExportError
 from clfserve.export.feeds import text_feeds
 from clfserve.export.smooth import SUFFIX, activation_peaks, calibrate, smooth_model
 from clfserve.runtime.manifest import Manifest
 
 TEXTS = list(load_split("rotten_tomatoes", "train").texts[:96])
-
-
-def logits(model: Path, folder: Path, manifest: Manifest) -> np.ndarray:
-    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    wanted = {i.name for i in session.get_inputs()}
-    rows = []
-    for feed in text_feeds(folder, manifest, TEXTS, batch_size=16):
-        (out,) = session.run(["logits"], {k: v for k, v in feed.items() if k in wanted})
-        rows.append(out)
-    return np.concatenate(rows)
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +34,8 @@ def smoothed(tiny_artefact: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 
 def test_smoothing_keeps_the_fp32_function(tiny_artefact: Path, smoothed: Path) -> None:
-    manifest = Manifest.read(tiny_artefact)
-    before = logits(tiny_artefact / "model.onnx", tiny_artefact, manifest)
-    after = logits(smoothed, tiny_artefact, manifest)
+    before = logits(tiny_artefact / "model.onnx", tiny_artefact, TEXTS)
+    after = logits(smoothed, tiny_artefact, TEXTS)
     assert np.abs(before - after).max() < 1e-4
 
 
@@ -91,14 +79,8 @@ def test_manifest_records_how_int8_was_made(
         assert smoothing["calibration_texts"] == 512
     assert [p.name for p in tiny_artefact.iterdir() if p.name.startswith(".")] == []
 
-    config = ExportConfig(
-        checkpoint=tiny_checkpoint,
-        output=tmp_path / "plain",
-        max_length=64,
-        max_eval_samples=64,
-        min_agreement=0.0,
-        smooth_alpha=0.0,
-        int8_graph="folded",
+    config = small_export(
+        tiny_checkpoint, tmp_path / "plain", smooth_alpha=0.0, int8_graph="folded"
     )
     plain = export_artefact(config).manifest
     assert plain.source["quantization"] == {

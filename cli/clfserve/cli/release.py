@@ -155,6 +155,17 @@ def _training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+_GATE_FIELDS = (
+    "max_abs_diff",
+    "min_accuracy",
+    "min_macro_f1",
+    "min_agreement",
+    "smooth_alpha",
+    "int8_graph",
+)
+"""`ExportConfig` fields set by `_gate_options`, each from the option of the same name."""
+
+
 def _gate_options(p: argparse.ArgumentParser, min_score: float) -> None:
     e = ExportConfig(checkpoint=Path(), output=Path())
     p.add_argument(
@@ -179,10 +190,11 @@ def _gate_options(p: argparse.ArgumentParser, min_score: float) -> None:
         "--int8-graph",
         choices=get_args(Int8Graph),
         default=e.int8_graph,
-        help="int8 graph: auto = build plain, folded and fused, time them on validation texts "
-        "and keep the fastest that keeps the fp32 answers; or pin one (mul = smoothing as Mul "
-        "nodes, folded = smoothing folded into the weights, fused = ORT BERT fusions, static = "
-        "QDQ calibrated on train texts)",
+        help="int8 graph: auto = build mul, plain, folded and fused, time them on validation "
+        "texts and keep the fastest that keeps the fp32 answers; or pin one without measuring "
+        "(mul = smoothing as Mul nodes, plain = no smoothing, folded = smoothing folded into "
+        "the V projections where possible, fused = ORT BERT fusions + QAttention, static = QDQ "
+        "calibrated on train texts)",
     )
 
 
@@ -295,18 +307,14 @@ def _export_config(
     dataset: str | None,
     max_length: int | None,
 ) -> ExportConfig:
+    gates = {name: getattr(args, name) for name in _GATE_FIELDS}
     return ExportConfig(
         checkpoint=checkpoint,
         output=output,
         name=args.name,
         dataset=dataset,
         max_length=max_length,
-        max_abs_diff=args.max_abs_diff,
-        min_accuracy=args.min_accuracy,
-        min_macro_f1=args.min_macro_f1,
-        min_agreement=args.min_agreement,
-        smooth_alpha=args.smooth_alpha,
-        int8_graph=args.int8_graph,
+        **gates,
     )
 
 

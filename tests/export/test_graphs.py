@@ -4,6 +4,7 @@ fold exists, export records which graph it kept and why, and a pinned graph is h
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -218,3 +219,25 @@ def test_the_cli_pins_the_int8_graph(command: str) -> None:
     assert release._export_config(default, Path("c"), Path("o"), None, None).int8_graph == "auto"
     with pytest.raises(SystemExit):
         parser.parse_args([command, *extra, "--int8-graph", "fastest"])
+
+
+def test_auto_leaves_out_a_graph_that_cannot_be_built(
+    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clfserve.export import artefact
+    from clfserve.export.errors import ExportError
+
+    real = artefact.build_graph
+
+    def build(kind: str, calibration: Any, output: Path) -> dict[str, Any]:
+        if kind == "fused":
+            raise ExportError("no BERT attention to fuse")
+        return real(kind, calibration, output)
+
+    monkeypatch.setattr(artefact, "build_graph", build)
+    config = small_export(tiny_checkpoint, tmp_path / "a", int8_rounds=1)
+    chosen = export_artefact(config).manifest.int8_graph
+    assert chosen["failed"] == {"fused": "no BERT attention to fuse"}
+    assert set(chosen["candidates"]) == set(AUTO_CANDIDATES) - {"fused"}
+    assert chosen["rounds"] == 1
+    assert [p.name for p in (tmp_path / "a").iterdir() if p.name.startswith(".")] == []

@@ -138,15 +138,30 @@ def _add_int8(manifest: Manifest, folder: Path, config: ExportConfig, int8: Int8
     calibration = Calibration(
         folder, manifest, int8.calibration, config.smooth_alpha, int8.num_heads, int8.hidden_size
     )
-    kinds = AUTO_CANDIDATES if config.int8_graph == "auto" else (config.int8_graph,)
+    pinned = config.int8_graph != "auto"
+    kinds = (config.int8_graph,) if pinned else AUTO_CANDIDATES
     paths = {kind: folder / f".int8-{kind}.onnx" for kind in kinds}
+    made: dict[str, dict[str, Any]] = {}
+    failed: dict[str, str] = {}
     try:
-        made = {kind: build_graph(kind, calibration, path) for kind, path in paths.items()}
-        choice = _choose_graph(manifest, folder, config, int8.validation, paths)
+        for kind, path in paths.items():
+            try:
+                made[kind] = build_graph(kind, calibration, path)
+            except ExportError as exc:  # e.g. ORT's BERT fusions on another architecture
+                if pinned:
+                    raise
+                log.warning("int8 graph %s left out: %s", kind, exc)
+                failed[kind] = str(exc)
+        if not made:
+            raise ExportError(f"no int8 graph could be built: {failed}")
+        built = {kind: paths[kind] for kind in made}
+        choice = _choose_graph(manifest, folder, config, int8.validation, built, pinned)
         paths[choice["chosen"]].rename(folder / INT8_FILE)
     finally:
         for path in paths.values():
             path.unlink(missing_ok=True)
+    if failed:
+        choice["failed"] = failed
     quantization = made[choice["chosen"]]
     if quantization["smoothing"]:
         smoothing = quantization["smoothing"]
@@ -173,8 +188,9 @@ def _choose_graph(
     config: ExportConfig,
     validation: Dataset,
     paths: dict[str, Path],
+    pinned: bool,
 ) -> dict[str, Any]:
-    if len(paths) == 1:
+    if pinned:
         (kind,) = paths
         return {"chosen": kind, "reason": "pinned (int8_graph), not measured", "candidates": {}}
     scores, fp32 = score_graphs(folder, manifest, paths, validation, config.int8_rounds)

@@ -113,21 +113,27 @@ def choose(
         and score.accuracy >= fp32.accuracy - requirement.tolerance
         and score.macro_f1 >= fp32.macro_f1 - requirement.tolerance
     }
+    rule = (
+        f"agreement >= {requirement.min_agreement:g} and accuracy and macro-F1 within "
+        f"{requirement.tolerance:g} of fp32"
+    )
+    left_out = ", ".join(
+        f"{name} {score.agreement:.4f}/{score.accuracy:.4f}/{score.macro_f1:.4f}"
+        for name, score in scores.items()
+        if name not in kept
+    )
+    others = f" (agreement/accuracy/macro-F1 of the others: {left_out})" if left_out else ""
     if not kept:
         name = max(scores, key=lambda n: (scores[n].agreement, scores[n].serving.median))
-        return name, (
-            f"no candidate kept agreement >= {requirement.min_agreement:g} and accuracy and "
-            f"macro-F1 within {requirement.tolerance:g} of fp32; kept the closest to fp32"
-        )
+        return name, f"no candidate kept {rule}; kept the closest to fp32{others}"
     fastest = max(score.serving.median for score in kept.values())
     close = [name for name, score in kept.items() if score.serving.median >= fastest * (1 - TIE)]
     name = max(close, key=lambda n: (kept[n].agreement, kept[n].serving.median))
-    return name, (
-        f"fastest at the serving batch ({kept[name].serving.median:g} texts/s, median) of "
-        f"{', '.join(sorted(kept))}, which keep agreement >= {requirement.min_agreement:g} and "
-        f"accuracy and macro-F1 within {requirement.tolerance:g} of fp32"
-        + (f"; within {TIE:.0%} of the fastest, most agreement with fp32" if len(close) > 1 else "")
-    )
+    speed = f"{kept[name].serving.median:g} texts/s at the serving batch, median"
+    if len(kept) == 1:
+        return name, f"the only candidate that kept {rule} ({speed}){others}"
+    tie = f"; within {TIE:.0%} of the fastest, the most agreement" if len(close) > 1 else ""
+    return name, f"fastest ({speed}) of {', '.join(sorted(kept))}, which kept {rule}{tie}{others}"
 
 
 def _speeds(

@@ -6,28 +6,17 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
+from export_helpers import logits, small_export
 
 from clfserve.evaluation.datasets import load_split
 from clfserve.export.artefact import export_artefact
-from clfserve.export.config import ExportConfig
 from clfserve.export.errors import ExportError
 from clfserve.export.feeds import text_feeds
-from clfserve.export.smooth import SUFFIX, activation_peaks, smooth_model
+from clfserve.export.smooth import SUFFIX, activation_peaks, calibrate, smooth_model
 from clfserve.runtime.manifest import Manifest
 
 TEXTS = list(load_split("rotten_tomatoes", "train").texts[:96])
-
-
-def logits(model: Path, folder: Path, manifest: Manifest) -> np.ndarray:
-    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    wanted = {i.name for i in session.get_inputs()}
-    rows = []
-    for feed in text_feeds(folder, manifest, TEXTS, batch_size=16):
-        (out,) = session.run(["logits"], {k: v for k, v in feed.items() if k in wanted})
-        rows.append(out)
-    return np.concatenate(rows)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +24,9 @@ def smoothed(tiny_artefact: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     output = tmp_path_factory.mktemp("smooth") / "smoothed.onnx"
     manifest = Manifest.read(tiny_artefact)
     feeds = text_feeds(tiny_artefact, manifest, TEXTS, batch_size=32)
-    report = smooth_model(tiny_artefact / "model.onnx", output, feeds, alpha=0.8)
+    peaks = calibrate(tiny_artefact / "model.onnx", feeds)
+    report = smooth_model(tiny_artefact / "model.onnx", output, peaks, alpha=0.8)
+    assert report.placed == {"mul": report.inputs}
     assert report.inputs > 0
     assert report.matmuls >= report.inputs
     assert report.worst_channel_ratio > 1.0
@@ -43,9 +34,8 @@ def smoothed(tiny_artefact: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 
 def test_smoothing_keeps_the_fp32_function(tiny_artefact: Path, smoothed: Path) -> None:
-    manifest = Manifest.read(tiny_artefact)
-    before = logits(tiny_artefact / "model.onnx", tiny_artefact, manifest)
-    after = logits(smoothed, tiny_artefact, manifest)
+    before = logits(tiny_artefact / "model.onnx", tiny_artefact, TEXTS)
+    after = logits(smoothed, tiny_artefact, TEXTS)
     assert np.abs(before - after).max() < 1e-4
 
 
@@ -72,26 +62,25 @@ def test_smoothing_flattens_the_quantized_activations(tiny_artefact: Path, smoot
 
 def test_smoothing_refuses_a_bad_alpha(tiny_artefact: Path, tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="alpha"):
-        smooth_model(tiny_artefact / "model.onnx", tmp_path / "x.onnx", [], alpha=1.5)
+        smooth_model(tiny_artefact / "model.onnx", tmp_path / "x.onnx", {}, alpha=1.5)
     with pytest.raises(ExportError, match="calibration"):
-        smooth_model(tiny_artefact / "model.onnx", tmp_path / "x.onnx", [], alpha=0.5)
+        calibrate(tiny_artefact / "model.onnx", [])
+    with pytest.raises(ExportError, match="another graph"):
+        smooth_model(tiny_artefact / "model.onnx", tmp_path / "x.onnx", {}, alpha=0.5)
 
 
 def test_manifest_records_how_int8_was_made(
     tiny_artefact: Path, tiny_checkpoint: Path, tmp_path: Path
 ) -> None:
-    smoothing = Manifest.read(tiny_artefact).source["quantization"]["smoothing"]
-    assert smoothing["alpha"] == 0.8
-    assert smoothing["calibration_texts"] == 512
-    assert not any(p.name.startswith(".smoothed") for p in tiny_artefact.iterdir())
+    manifest = Manifest.read(tiny_artefact)
+    smoothing = manifest.source["quantization"]["smoothing"]
+    if manifest.int8_graph["chosen"] != "plain":
+        assert smoothing["alpha"] == 0.8
+        assert smoothing["calibration_texts"] == 512
+    assert [p.name for p in tiny_artefact.iterdir() if p.name.startswith(".")] == []
 
-    config = ExportConfig(
-        checkpoint=tiny_checkpoint,
-        output=tmp_path / "plain",
-        max_length=64,
-        max_eval_samples=64,
-        min_agreement=0.0,
-        smooth_alpha=0.0,
+    config = small_export(
+        tiny_checkpoint, tmp_path / "plain", smooth_alpha=0.0, int8_graph="folded"
     )
     plain = export_artefact(config).manifest
     assert plain.source["quantization"] == {
@@ -99,10 +88,9 @@ def test_manifest_records_how_int8_was_made(
         "per_channel": True,
         "smoothing": None,
     }
-    # Smoothing changed the int8 weights, not the fp32 graph.
-    tiny = Manifest.read(tiny_artefact)
-    assert plain.variants["fp32"].sha256 == tiny.variants["fp32"].sha256
-    assert plain.variants["int8"].sha256 != tiny.variants["int8"].sha256
+    assert plain.int8_graph["chosen"] == "folded"
+    # The int8 choice changes the int8 graph, not the fp32 one.
+    assert plain.variants["fp32"].sha256 == manifest.variants["fp32"].sha256
 
 
 def test_tied_weights_are_left_alone() -> None:
@@ -130,6 +118,6 @@ def test_a_graph_without_weight_matmuls_is_written_unchanged(tmp_path: Path) -> 
     graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", io[:1], io[1:])
     source = tmp_path / "relu.onnx"
     onnx.save(helper.make_model(graph), str(source))
-    report = smooth_model(source, tmp_path / "out.onnx", [], alpha=0.8)
+    report = smooth_model(source, tmp_path / "out.onnx", calibrate(source, []), alpha=0.8)
     assert (report.inputs, report.matmuls) == (0, 0)
     assert [n.op_type for n in onnx.load(str(tmp_path / "out.onnx")).graph.node] == ["Relu"]

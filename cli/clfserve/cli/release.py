@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, get_args
 
 from clfserve.cli.options import command
 from clfserve.evaluation.datasets import DEFAULT_DATASET
-from clfserve.export.config import ExportConfig, ReleaseConfig
+from clfserve.export.config import ExportConfig, Int8Graph, ReleaseConfig
 from clfserve.export.config import TrainConfig as _TrainDefaults
 from clfserve.registry.uri import DEFAULT_ALIAS, DEFAULT_NAME
 
@@ -158,6 +158,16 @@ def _gate_options(p: argparse.ArgumentParser, min_score: float) -> None:
         default=e.smooth_alpha,
         help="SmoothQuant strength for int8, 0 < A <= 1; 0 = plain dynamic int8",
     )
+    p.add_argument(
+        "--int8-graph",
+        choices=get_args(Int8Graph),
+        default=e.int8_graph,
+        help="int8 graph: auto = build mul, plain, folded and fused, time them on validation "
+        "texts and keep the fastest that keeps the fp32 answers; or pin one without measuring "
+        "(mul = smoothing as Mul nodes, plain = no smoothing, folded = smoothing folded into "
+        "the V projections where possible, fused = ORT BERT fusions + QAttention, static = QDQ "
+        "calibrated on train texts)",
+    )
 
 
 def _registry_options(p: argparse.ArgumentParser, gate: bool = True) -> None:
@@ -299,6 +309,8 @@ def _print_export(result: Any) -> None:
               f"{size:.1f} MB")  # fmt: skip
     if report.agreement_int8_fp32 is not None:
         print(f"int8/fp32 label agreement: {report.agreement_int8_fp32:.4f}")
+    if manifest.int8_graph:
+        print(f"int8 graph: {manifest.int8_graph['chosen']} ({manifest.int8_graph['reason']})")
     if registered is not None:
         print(f"registered {registered.uri} (run {registered.run_id})")
     if result.promotion is not None and registered is not None:

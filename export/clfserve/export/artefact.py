@@ -15,14 +15,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clfserve.evaluation.datasets import DEFAULT_DATASET, load_split, write_jsonl
+from clfserve.evaluation.datasets import DEFAULT_DATASET, Dataset, load_split, write_jsonl
 from clfserve.export.checkpoint import labels_of, load_model, load_tokenizer, training_record
+from clfserve.export.choice import Requirement, choose, score_graphs
 from clfserve.export.config import ExportConfig
 from clfserve.export.errors import ExportError, ValidationFailed
-from clfserve.export.feeds import text_feeds
+from clfserve.export.graphs import AUTO_CANDIDATES, Calibration, build_graph
 from clfserve.export.onnx_export import export_onnx
-from clfserve.export.quantize import quantize_int8
-from clfserve.export.smooth import smooth_model
 from clfserve.export.validate import (
     ValidationReport,
     check_parity,
@@ -83,7 +82,8 @@ def export_artefact(config: ExportConfig) -> ExportResult:
         manifest.write(staging)
         parity = check_parity(model, staging, validation, config)
         if config.quantize:
-            manifest = _add_int8(manifest, staging, config, calibration)
+            int8 = Int8Inputs(calibration, validation, *_heads_and_width(model))
+            manifest = _add_int8(manifest, staging, config, int8)
             manifest.write(staging)
         report = validate(staging, validation, config, parity)
         raise_on_failure(report)
@@ -126,24 +126,55 @@ def _build(
     )
 
 
-def _add_int8(
-    manifest: Manifest, folder: Path, config: ExportConfig, calibration: Sequence[str]
-) -> Manifest:
-    """Quantize the fp32 graph, smoothed first unless ``smooth_alpha`` is 0 or no texts."""
-    quantization: dict[str, Any] = {"method": "dynamic", "per_channel": True, "smoothing": None}
-    source = folder / FP32_FILE
-    smoothed = folder / ".smoothed.onnx"
+@dataclass(frozen=True)
+class Int8Inputs:
+    """What building and choosing the int8 graph needs besides the fp32 graph."""
+
+    calibration: Sequence[str]
+    validation: Dataset
+    num_heads: int
+    hidden_size: int
+
+
+def _add_int8(manifest: Manifest, folder: Path, config: ExportConfig, int8: Int8Inputs) -> Manifest:
+    """Build the int8 candidate graphs (``config.int8_graph``), keep one as model.int8.onnx and
+    record how it was made and chosen."""
+    calibration = Calibration(
+        folder, manifest, int8.calibration, config.smooth_alpha, int8.num_heads, int8.hidden_size
+    )
+    pinned = config.int8_graph != "auto"
+    kinds = (config.int8_graph,) if pinned else AUTO_CANDIDATES
+    paths = {kind: folder / f".int8-{kind}.onnx" for kind in kinds}
+    made: dict[str, dict[str, Any]] = {}
+    failed: dict[str, str] = {}
     try:
-        if config.smooth_alpha > 0 and calibration:
-            feeds = text_feeds(folder, manifest, calibration, batch_size=32)
-            report = smooth_model(source, smoothed, feeds, config.smooth_alpha)
-            log.info("smoothed %d MatMul inputs (worst channel peak %.1fx the median), alpha %g",
-                     report.inputs, report.worst_channel_ratio, report.alpha)  # fmt: skip
-            quantization["smoothing"] = {**asdict(report), "calibration_texts": len(calibration)}
-            source = smoothed
-        quantize_int8(source, folder / INT8_FILE)
+        for kind, path in paths.items():
+            try:
+                made[kind] = build_graph(kind, calibration, path)
+            except ExportError as exc:  # e.g. ORT's BERT fusions on another architecture
+                if pinned:
+                    raise
+                log.warning("int8 graph %s left out: %s", kind, exc)
+                failed[kind] = str(exc)
+        if not made:
+            raise ExportError(f"no int8 graph could be built: {failed}")
+        built = {kind: paths[kind] for kind in made}
+        choice = _choose_graph(manifest, folder, config, int8.validation, built, pinned)
+        paths[choice["chosen"]].rename(folder / INT8_FILE)
     finally:
-        smoothed.unlink(missing_ok=True)
+        for path in paths.values():
+            path.unlink(missing_ok=True)
+    if failed:
+        choice["failed"] = failed
+    quantization = made[choice["chosen"]]
+    if quantization["smoothing"]:
+        smoothing = quantization["smoothing"]
+        log.info(
+            "int8 graph %s: smoothed %d MatMul inputs (worst channel peak %.1fx the median), "
+            "alpha %g, 1/s placed %s",
+            *(choice["chosen"], smoothing["inputs"], smoothing["worst_channel_ratio"]),
+            *(smoothing["alpha"], smoothing["placed"]),
+        )
     variants = {**manifest.variants, "int8": file_entry(folder, INT8_FILE)}
     checksums = [*(v.sha256 for v in variants.values()), manifest.tokenizer.sha256]
     return _replace(
@@ -151,6 +182,38 @@ def _add_int8(
         variants=variants,
         version=_content_version(checksums),
         source={**manifest.source, "quantization": quantization},
+        int8_graph=choice,
+    )
+
+
+def _choose_graph(
+    manifest: Manifest,
+    folder: Path,
+    config: ExportConfig,
+    validation: Dataset,
+    paths: dict[str, Path],
+    pinned: bool,
+) -> dict[str, Any]:
+    if pinned:
+        (kind,) = paths
+        return {"chosen": kind, "reason": "pinned (int8_graph), not measured", "candidates": {}}
+    scores, fp32 = score_graphs(folder, manifest, paths, validation, config.int8_rounds)
+    requirement = Requirement(config.int8_min_agreement, config.int8_tolerance)
+    chosen, reason = choose(scores, fp32, requirement)
+    log.info("int8 graph: %s (%s)", chosen, reason)
+    return {
+        "chosen": chosen,
+        "reason": reason,
+        "candidates": {name: asdict(score) for name, score in scores.items()},
+        "fp32": {"accuracy": fp32.accuracy, "macro_f1": fp32.macro_f1},
+        "rounds": config.int8_rounds,
+    }
+
+
+def _heads_and_width(model: PreTrainedModel) -> tuple[int, int]:
+    return (
+        int(getattr(model.config, "num_attention_heads", 0) or 0),
+        int(getattr(model.config, "hidden_size", 0) or 0),
     )
 
 

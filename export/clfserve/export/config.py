@@ -9,6 +9,9 @@ from typing import Literal
 from clfserve.evaluation.datasets import DEFAULT_DATASET
 from clfserve.registry.uri import DEFAULT_ALIAS, DEFAULT_NAME
 
+Int8Graph = Literal["auto", "mul", "plain", "folded", "fused", "static"]
+"""How the int8 graph is made (`clfserve.export.graphs`); auto = measure and keep the best."""
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -97,6 +100,16 @@ class ExportConfig:
     (see `clfserve.export.smooth`)."""
     calibration_samples: int = 512
     """Train-split texts whose activation peaks set the smoothing scales."""
+    int8_graph: Int8Graph = "auto"
+    """auto = build the candidate int8 graphs, time them on validation texts and keep the
+    fastest that keeps the fp32 answers; a name pins that graph without measuring."""
+    int8_rounds: int = 5
+    """Alternated timing rounds per candidate when ``int8_graph`` is auto."""
+    int8_min_agreement: float = 0.99
+    """auto keeps only candidates with at least this int8/fp32 label agreement..."""
+    int8_tolerance: float = 0.01
+    """...and accuracy and macro-F1 at most this far below fp32's (if none does: the one that
+    agrees most)."""
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,8 @@ def register(exported: ExportResult, release: ReleaseConfig) -> tuple[Registered
         "dataset": manifest.source.get("dataset", ""),
         "checkpoint_sha256": manifest.source.get("checkpoint_sha256", ""),
         "int8_smoothing": _smoothing(manifest.source.get("quantization") or {}),
+        "int8_graph": manifest.int8_graph.get("chosen", ""),
+        "int8_graph_reason": manifest.int8_graph.get("reason", ""),
         **{f"train_{k}": v for k, v in recipe.items() if k not in ("output", "progress")},
     }
     if "precision" in exported.training:  # what `auto` resolved to
@@ -70,6 +72,7 @@ def register(exported: ExportResult, release: ReleaseConfig) -> tuple[Registered
     metrics: dict[str, float] = dict(exported.report.metrics())
     for variant, entry in manifest.variants.items():
         metrics[f"{variant}_bytes"] = float(entry.bytes)
+    metrics.update(_graph_metrics(manifest.int8_graph.get("candidates", {})))
     for key in ("train_seconds", "steps", "n_train"):
         if key in exported.training:
             metrics[key] = float(exported.training[key])
@@ -91,4 +94,18 @@ def register(exported: ExportResult, release: ReleaseConfig) -> tuple[Registered
 
 def _smoothing(quantization: dict[str, Any]) -> str:
     smoothing = quantization.get("smoothing")
-    return f"alpha={smoothing['alpha']:g}" if smoothing else "off"
+    if not smoothing:
+        return "off"
+    return f"alpha={smoothing['alpha']:g},placement={smoothing.get('placement', 'mul')}"
+
+
+def _graph_metrics(candidates: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """``int8_<graph>_texts_per_s`` (serving batch), ``..._batch1_texts_per_s`` (medians),
+    agreement, accuracy and macro-F1 of every int8 graph export measured."""
+    metrics = {}
+    for name, score in candidates.items():
+        metrics[f"int8_{name}_texts_per_s"] = float(score["serving"]["median"])
+        metrics[f"int8_{name}_batch1_texts_per_s"] = float(score["batch1"]["median"])
+        for key in ("agreement", "accuracy", "macro_f1"):
+            metrics[f"int8_{name}_{key}"] = float(score[key])
+    return metrics

@@ -5,7 +5,7 @@ An artefact folder holds::
     manifest.json        this file's schema, below
     tokenizer.json       a `tokenizers` fast tokenizer (no truncation/padding baked in)
     model.onnx           fp32 graph, dynamic batch and sequence axes, output "logits"
-    model.int8.onnx      optional dynamically quantized variant
+    model.int8.onnx      optional int8 variant (which graph: ``int8_graph``)
     validation.jsonl     the labelled validation split export scored (``text``, ``label``);
                          monitors evaluate the model on it by default
     drift_reference.json what the model's answers on that split look like, binned (label mix,
@@ -80,7 +80,11 @@ class Manifest:
     validation: dict[str, Any] = field(default_factory=dict)
     """Export-time validation results (parity, per-variant metrics, agreement)."""
     source: dict[str, Any] = field(default_factory=dict)
-    """Provenance: base model, dataset, training recipe, checkpoint checksum."""
+    """Provenance: base model, dataset, training recipe, checkpoint checksum, how int8 was made."""
+    int8_graph: dict[str, Any] = field(default_factory=dict)
+    """Which int8 graph export kept and why: ``chosen``, ``reason`` and, when it measured them,
+    each candidate's texts/s (batch 1 and the serving batch), agreement with fp32, accuracy and
+    macro-F1; empty in artefacts made before it existed or without int8."""
     created_at: str = ""
     format_version: int = FORMAT_VERSION
 
@@ -142,6 +146,7 @@ class Manifest:
                 ),
                 validation=dict(raw.get("validation", {})),
                 source=dict(raw.get("source", {})),
+                int8_graph=dict(raw.get("int8_graph", {})),
                 created_at=str(raw.get("created_at", "")),
                 format_version=int(raw.get("format_version", FORMAT_VERSION)),
             )

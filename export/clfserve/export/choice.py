@@ -1,0 +1,178 @@
+"""Measure int8 candidate graphs and keep one: the fastest at the serving batch among those
+that keep the fp32 answers.
+
+Quality: label agreement with fp32, accuracy and macro-F1 on the validation texts, through the
+runtime `Classifier` at the CPU batch size. Speed: texts/s of a fixed set of validation texts,
+sent as the service sends them (calls of `SERVING_TEXTS` texts, which the runtime length-sorts
+into chunks of `CPU_BATCH_SIZE`), and one text per call; every round runs each candidate once,
+in turn, so a busy moment on the machine falls on all of them. The median of the rounds
+counts. Candidates within `TIE` of the fastest count as equally fast: the one that agrees
+most with fp32 wins among them.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from clfserve.evaluation.datasets import Dataset
+from clfserve.evaluation.evaluate import evaluate
+from clfserve.runtime.classifier import CPU_BATCH_SIZE, Classifier, ModelInfo
+from clfserve.runtime.inputs import TextEncoder
+from clfserve.runtime.manifest import Manifest
+from clfserve.runtime.resources import usable_cpus
+from clfserve.runtime.session import CPU, create_session
+
+log = logging.getLogger(__name__)
+
+SERVING_TEXTS = 4 * CPU_BATCH_SIZE
+"""Texts per model call under load: the service sends up to four chunks of the batch size."""
+SPEED_TEXTS = 128
+"""Validation texts timed per round at the serving batch (the first 32 also one by one)."""
+TIE = 0.03
+
+
+@dataclass(frozen=True)
+class Speed:
+    """Texts per second over the rounds: median, min, max."""
+
+    median: float
+    min: float
+    max: float
+
+    @classmethod
+    def of(cls, samples: Sequence[float]) -> Speed:
+        return cls(
+            round(statistics.median(samples), 1), round(min(samples), 1), round(max(samples), 1)
+        )
+
+
+@dataclass(frozen=True)
+class GraphScore:
+    """One candidate's measured speed and quality."""
+
+    batch1: Speed
+    serving: Speed
+    agreement: float
+    """Share of validation texts with the fp32 graph's label."""
+    accuracy: float
+    macro_f1: float
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """What a candidate must keep to be chosen."""
+
+    min_agreement: float
+    tolerance: float
+    """Accuracy and macro-F1 may be at most this far below fp32's."""
+
+
+def score_graphs(
+    folder: Path,
+    manifest: Manifest,
+    graphs: Mapping[str, Path],
+    validation: Dataset,
+    rounds: int,
+) -> tuple[dict[str, GraphScore], GraphScore]:
+    """Score every candidate in ``graphs`` and the fp32 graph (returned second)."""
+    encoder = TextEncoder(folder / manifest.tokenizer.file, manifest.max_length)
+    fp32 = _classifier(manifest, encoder, folder / manifest.variants["fp32"].file)
+    reference = evaluate(fp32, validation)
+    classifiers = {name: _classifier(manifest, encoder, path) for name, path in graphs.items()}
+    speeds = _speeds(classifiers, validation.texts[:SPEED_TEXTS], rounds)
+    scores = {}
+    for name, classifier in classifiers.items():
+        result = evaluate(classifier, validation)
+        same = sum(a == b for a, b in zip(result.predicted, reference.predicted, strict=True))
+        scores[name] = GraphScore(
+            *speeds[name],
+            agreement=round(same / max(len(reference.predicted), 1), 4),
+            accuracy=round(result.accuracy, 4),
+            macro_f1=round(result.macro_f1, 4),
+        )
+        log.info("int8 graph %s: %s", name, scores[name])
+    fp32_score = GraphScore(
+        Speed(0.0, 0.0, 0.0), Speed(0.0, 0.0, 0.0), 1.0, reference.accuracy, reference.macro_f1
+    )
+    return scores, fp32_score
+
+
+def choose(
+    scores: Mapping[str, GraphScore], fp32: GraphScore, requirement: Requirement
+) -> tuple[str, str]:
+    """The candidate to keep and why, in a sentence."""
+    kept = {
+        name: score
+        for name, score in scores.items()
+        if score.agreement >= requirement.min_agreement
+        and score.accuracy >= fp32.accuracy - requirement.tolerance
+        and score.macro_f1 >= fp32.macro_f1 - requirement.tolerance
+    }
+    rule = (
+        f"agreement >= {requirement.min_agreement:g} and accuracy and macro-F1 within "
+        f"{requirement.tolerance:g} of fp32"
+    )
+    left_out = ", ".join(
+        f"{name} {score.agreement:.4f}/{score.accuracy:.4f}/{score.macro_f1:.4f}"
+        for name, score in scores.items()
+        if name not in kept
+    )
+    others = f" (agreement/accuracy/macro-F1 of the others: {left_out})" if left_out else ""
+    if not kept:
+        name = max(scores, key=lambda n: (scores[n].agreement, scores[n].serving.median))
+        return name, f"no candidate kept {rule}; kept the closest to fp32{others}"
+    fastest = max(score.serving.median for score in kept.values())
+    close = [name for name, score in kept.items() if score.serving.median >= fastest * (1 - TIE)]
+    name = max(close, key=lambda n: (kept[n].agreement, kept[n].serving.median))
+    speed = f"{kept[name].serving.median:g} texts/s at the serving batch, median"
+    if len(kept) == 1:
+        return name, f"the only candidate that kept {rule} ({speed}){others}"
+    tie = f"; within {TIE:.0%} of the fastest, the most agreement" if len(close) > 1 else ""
+    return name, f"fastest ({speed}) of {', '.join(sorted(kept))}, which kept {rule}{tie}{others}"
+
+
+def _speeds(
+    classifiers: Mapping[str, Classifier], texts: Sequence[str], rounds: int
+) -> dict[str, tuple[Speed, Speed]]:
+    names = list(classifiers)
+    serving: dict[str, list[float]] = {name: [] for name in names}
+    single: dict[str, list[float]] = {name: [] for name in names}
+    for name in names:  # warm-up: first calls allocate
+        classifiers[name].predict(texts[:SERVING_TEXTS])
+    for index in range(rounds):
+        log.info("timing int8 graphs: round %d of %d (%s)", index + 1, rounds, ", ".join(names))
+        for name in names[index % len(names) :] + names[: index % len(names)]:
+            serving[name].append(_rate(classifiers[name], texts, SERVING_TEXTS))
+            single[name].append(_rate(classifiers[name], texts[:SERVING_TEXTS], 1))
+    return {name: (Speed.of(single[name]), Speed.of(serving[name])) for name in names}
+
+
+def _rate(classifier: Classifier, texts: Sequence[str], per_call: int) -> float:
+    started = time.perf_counter()
+    for start in range(0, len(texts), per_call):
+        classifier.predict(texts[start : start + per_call])
+    return len(texts) / max(time.perf_counter() - started, 1e-9)
+
+
+def _classifier(manifest: Manifest, encoder: TextEncoder, path: Path) -> Classifier:
+    """The runtime's classifier on one graph file, as the CPU service runs it."""
+    threads = usable_cpus()
+    session = create_session(path, [CPU], threads)
+    info = ModelInfo(
+        name=manifest.name,
+        version=manifest.version,
+        checksum=manifest.checksum,
+        variant=path.name,
+        providers=tuple(session.get_providers()),
+        labels=manifest.labels,
+        max_length=manifest.max_length,
+        threads=threads,
+        load_seconds=0.0,
+        path=str(path),
+    )
+    return Classifier(manifest, session, encoder, info, CPU_BATCH_SIZE)

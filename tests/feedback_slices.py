@@ -12,7 +12,7 @@ from clfserve.runtime.classifier import Classifier
 from clfserve.runtime.manifest import Manifest
 
 TINY_RETRAIN = ("--min-feedback", "20", "--feedback-repeats", "8", "--learning-rate", "2e-3",
-                "--max-train-samples", "256", "--threads", "1", "--no-progress",
+                "--max-train-samples", "256", "--epochs", "2", "--threads", "1", "--no-progress",
                 "--min-agreement", "0", "--max-regression", "0.1")  # fmt: skip
 """`clfserve retrain` options for the tiny model: a few seconds of training that learns a slice."""
 MARKERS = {"positive": "banana banana", "negative": "kiwi kiwi"}

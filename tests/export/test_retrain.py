@@ -54,6 +54,7 @@ def test_feedback_the_champion_gets_wrong_makes_a_better_challenger(
     s = result.scores
     assert s["challenger_feedback"].macro_f1 > s["champion_feedback"].macro_f1
     assert s["champion_feedback"].accuracy == 0.0  # every held-out row contradicts it
+    assert s["challenger_feedback"].accuracy >= 0.5  # learned the slice, on texts it never saw
     assert result.feedback.usable == 120
     assert result.feedback.dropped["foreign_label"] == 1
     assert len(result.feedback.holdout) + len(result.feedback.train) == 120

@@ -12,9 +12,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from clfserve.cli.options import HelpFormatter, positive_int
-from clfserve.cli.release import _export_config, _gate_options, _home, _registry_options
-from clfserve.export.config import ReleaseConfig, RetrainConfig
+from clfserve.cli.options import HelpFormatter, command, positive_int
+from clfserve.cli.release import (
+    _export_config,
+    _from_args,
+    _gate_options,
+    _home,
+    _registry_options,
+    _release_config,
+)
+from clfserve.export.config import RetrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -43,33 +50,32 @@ _TUNING: tuple[tuple[str, Callable[[str], Any], Any, str], ...] = (
      "fine-tune on the first N texts of the original train split only (bounds the time) [all]"),
     ("--threads", int, None, "torch threads [usable CPUs]"),
 )  # fmt: skip
-"""Options that are `RetrainConfig` fields of the same name."""
+"""Options that set the `RetrainConfig` field of the same name."""
 FEEDBACK_DB_ENV = "CLFSERVE_FEEDBACK_DB"
 PROMOTED, ERROR, USAGE, NOT_PROMOTED, NOT_ENOUGH_FEEDBACK = 0, 1, 2, 3, 4
 
-EPILOG = f"""\
-A challenger is better when its macro-F1 on the held-out feedback is more than --min-gain above
-the champion's AND its validation macro-F1 is at most --max-regression below the champion's (both
-scored with ONNX Runtime like `clfserve evaluate`). Only then does it go through the promotion
-gate, which moves the alias; servers following the alias pick it up. A challenger that is not
-better is registered without the alias (`clfserve promote --version N` can still take it).
-Each run is logged to MLflow (experiment clfserve-retrain).
-
-exit codes: {PROMOTED} promoted; {NOT_PROMOTED} challenger not better, alias unchanged;
-{NOT_ENOUGH_FEEDBACK} too little feedback, nothing trained; {ERROR} error; {USAGE} usage error."""
+EPILOG = "\n".join(
+    [
+        "A challenger is better when its macro-F1 on the held-out feedback is more than "
+        "--min-gain above the champion's AND its validation macro-F1 is at most "
+        "--max-regression below the champion's (both scored with ONNX Runtime like `clfserve "
+        "evaluate`). Only then does it go through the promotion gate, which moves the alias; "
+        "servers following the alias pick it up. A challenger that is not better is "
+        "registered without the alias (`clfserve promote --version N` can still take it). "
+        "Each run is logged to MLflow (experiment clfserve-retrain).",
+        "",
+        "exit codes:",
+        f"  {PROMOTED}  promoted: the alias names the challenger",
+        f"  {NOT_PROMOTED}  not promoted: the challenger is not better; the alias is unchanged",
+        f"  {NOT_ENOUGH_FEEDBACK}  not retrained: too little feedback",
+        f"  {ERROR}  error",
+        f"  {USAGE}  usage error",
+    ]
+)
 
 
 def add_command(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "retrain",
-        help="fine-tune the champion on production feedback; promote it only if better",
-        description="Fine-tune NAME@ALIAS from its own checkpoint on its training data plus\n"
-        "the labels in the feedback store (a hash-picked share held out for scoring),\n"
-        "export and validate the challenger like `clfserve export`, compare it with the\n"
-        "champion and move the alias only when it is better.",
-        epilog=EPILOG,
-        formatter_class=_Formatter,
-    )
+    p = command(subparsers, "retrain", run, epilog=EPILOG, formatter=_Formatter)
     p.add_argument(
         "--feedback-db",
         default=None,
@@ -88,10 +94,16 @@ def add_command(subparsers: Any) -> None:
     )
     _gate_options(p, min_score=0.0)
     _registry_options(p, force=False)
-    p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """fine-tune the champion on production feedback; promote it only if better
+
+    Fine-tune NAME@ALIAS from its own checkpoint on its training data plus the labels in the
+    feedback store (a hash-picked share held out for scoring), export and validate the
+    challenger like `clfserve export`, compare it with the champion and move the alias only
+    when it is better.
+    """
     config = config_from(args)
     if args.every is None:
         return _once(config)
@@ -135,25 +147,21 @@ def config_from(args: argparse.Namespace) -> RetrainConfig:
 
     home = _home()
     url = args.feedback_db or os.environ.get(FEEDBACK_DB_ENV) or default_url(home.resolve())
-    release = ReleaseConfig(
-        name=args.name,
-        alias=args.alias,
-        tracking_uri=args.tracking_uri,
-        max_regression=args.max_regression,
-    )
-    tuning = [flag[2:].replace("-", "_") for flag, *_ in _TUNING]
-    return RetrainConfig(
-        feedback_url=url,
-        release=release,
-        export=_export_config(args, Path(), Path(), None, None),
-        home=home,
+    return _from_args(
+        RetrainConfig, args, feedback_url=url, release=_release_config(args),
+        export=_export_config(args, Path(), Path(), None, None), home=home,
         progress=not args.no_progress,
-        **{name: getattr(args, name) for name in tuning},
-    )
+    )  # fmt: skip
 
 
-class _Formatter(HelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults in the option help; the epilog's line breaks kept."""
+class _Formatter(HelpFormatter):
+    """Defaults in the option help; description and epilog wrapped line by line."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n".join(
+            super(_Formatter, self)._fill_text(line, width, indent) if line.strip() else ""
+            for line in text.splitlines()
+        )
 
 
 def _duration(text: str) -> float:

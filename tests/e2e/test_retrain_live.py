@@ -12,7 +12,7 @@ import httpx
 import pytest
 from server_process import CLFSERVE, running_server
 
-from feedback_slices import MARKERS, TINY_RETRAIN, agreeing, contradicting, fill, register_champion
+from feedback_slices import TINY_RETRAIN, agreeing, contradicting, fill, register_champion
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1800)]
 """Two real fine-tunes and exports, each in a fresh process that imports torch: minutes on a
@@ -67,12 +67,11 @@ def test_a_running_server_switches_to_a_better_retrained_model_only(
                 f"still serving the old version:\n{server.log_tail()}"
             )
             time.sleep(0.2)
-        # The running server now answers the slice the way the feedback said.
-        marked = [(text, label) for text, label in rows if text.endswith(MARKERS["positive"])]
+        # The running server now answers the slice more often the way the feedback said
+        # (the champion answered every one of these texts the other way).
         answers = [
-            httpx.post(f"{server.url}/predict", json={"text": text}, timeout=10)
-            for text, _ in marked[:20]
+            httpx.post(f"{server.url}/predict", json={"text": text}, timeout=10) for text, _ in rows
         ]
         assert {a.headers["x-model-version"] for a in answers} == {new}
-        right = sum(a.json()["label"] == "positive" for a in answers)
-        assert right >= 10, f"{right}/20 of the slice answered as the feedback said (champion: 0)"
+        right = sum(a.json()["label"] == label for a, (_, label) in zip(answers, rows, strict=True))
+        assert right >= len(rows) / 2, f"{right}/{len(rows)} of the slice answered as labelled"

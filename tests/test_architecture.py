@@ -85,8 +85,8 @@ def test_public_surfaces() -> None:
         "ModelInfo", "ModelLoadError", "Prediction", "ProviderError",
     ]  # fmt: skip
     assert sorted(clfserve.export.__all__) == [
-        "CheckpointError", "ExportConfig", "ExportError", "ReleaseConfig", "TrainConfig",
-        "ValidationFailed",
+        "CheckpointError", "ExportConfig", "ExportError", "NotEnoughFeedback", "ReleaseConfig",
+        "RetrainConfig", "TrainConfig", "ValidationFailed",
     ]  # fmt: skip
     assert {"evaluate", "evaluation_data", "check_labels", "Dataset"} <= set(
         clfserve.evaluation.__all__

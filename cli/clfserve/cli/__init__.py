@@ -1,5 +1,5 @@
-"""The `clfserve` command, which joins the rooms: `release` (train, export, release),
-`evaluate` and `serve`, one module each.
+"""The `clfserve` command, which joins the rooms: `release` (train, export, release, promote),
+`retrain`, `evaluate` and `serve`, one module each.
 
 Subcommand modules build their parsers without importing anything heavy (torch, mlflow,
 litestar); the work happens inside the handler each one registers with `options.command`.
@@ -16,7 +16,7 @@ from clfserve.runtime.errors import ClfserveError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from clfserve.cli import evaluate, release, serve
+    from clfserve.cli import evaluate, release, retrain, serve
 
     parser = argparse.ArgumentParser(
         prog="clfserve",
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     release.add_commands(commands)
+    retrain.add_command(commands)
     evaluate.add_command(commands)
     serve.add_command(commands)
     return parser

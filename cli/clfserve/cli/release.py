@@ -170,7 +170,7 @@ def _gate_options(p: argparse.ArgumentParser, min_score: float) -> None:
     )
 
 
-def _registry_options(p: argparse.ArgumentParser, gate: bool = True) -> None:
+def _registry_options(p: argparse.ArgumentParser, gate: bool = True, force: bool = True) -> None:
     p.add_argument("--name", default=DEFAULT_NAME, help="registered model name")
     p.add_argument("--alias", default=DEFAULT_ALIAS, help="alias moved to the new version")
     p.add_argument("--tracking-uri", default=None, help="MLflow URI [$MLFLOW_TRACKING_URI]")
@@ -183,6 +183,8 @@ def _registry_options(p: argparse.ArgumentParser, gate: bool = True) -> None:
         help="move the alias only if the new validation macro-F1 is at most this far below "
         "the version the alias names now",
     )
+    if not force:
+        return
     p.add_argument(
         "--force", action="store_true", help="move the alias whatever the promotion gate says"
     )

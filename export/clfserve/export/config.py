@@ -126,3 +126,40 @@ class ReleaseConfig:
     below the version the alias names now (the promotion gate)."""
     force: bool = False
     """Move the alias whatever the gate says."""
+
+
+@dataclass(frozen=True)
+class RetrainConfig:
+    """How `clfserve retrain` fine-tunes the champion on production feedback and judges it.
+
+    The challenger is promoted only when its macro-F1 on the held-out feedback is more than
+    ``min_gain`` above the champion's and its validation macro-F1 is at most
+    ``release.max_regression`` below the champion's (then the promotion gate moves the alias).
+    """
+
+    feedback_url: str
+    """SQLAlchemy URL of the feedback store (`clfserve.evaluation.feedback`)."""
+    release: ReleaseConfig = ReleaseConfig()
+    """The champion is ``release.name@release.alias``; the challenger is registered there."""
+    export: ExportConfig | None = None
+    """The challenger's export checks; ``checkpoint``, ``output``, ``name``, ``dataset``,
+    ``seed`` and ``max_length`` are set by retrain. None = `ExportConfig` defaults."""
+    home: Path | None = None
+    """Where the challenger's checkpoint and artefact folders go; None = the clfserve home."""
+    holdout: float = 0.2
+    """Share of feedback rows held out for scoring, picked by a hash of the text, so a row
+    (and every duplicate of its text) is held out in every run or in none."""
+    min_feedback: int = 50
+    """Fewer usable feedback rows (distinct texts with a label the model has) is refused."""
+    feedback_repeats: int = 1
+    """Each feedback train row is seen this many times per epoch (oversampling)."""
+    min_gain: float = 0.0
+    """The challenger's held-out feedback macro-F1 must beat the champion's by more than this."""
+    epochs: float = 1.0
+    learning_rate: float = 2e-5
+    max_train_samples: int | None = None
+    """Fine-tune on the first N texts of the original train split only (bounds the time)."""
+    threads: int | None = None
+    progress: bool = True
+    experiment: str = "clfserve-retrain"
+    """MLflow experiment of the retrain runs (one per `retrain` call)."""

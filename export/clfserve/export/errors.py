@@ -5,6 +5,7 @@ ClfserveError                  (clfserve.runtime.errors)
 ├── CheckpointError            missing or malformed checkpoint / base model
 ├── ExportError                ONNX conversion or quantization failed
 ├── ValidationFailed           the exported artefact failed a check; nothing was registered
+├── NotEnoughFeedback          retrain: too few usable feedback rows to train on and score with
 └── RegistryError              (clfserve.registry) tracking server unreachable, unknown model
 """
 
@@ -23,3 +24,7 @@ class ExportError(ClfserveError):
 
 class ValidationFailed(ClfserveError):
     """An exported artefact failed validation; the message carries the numbers."""
+
+
+class NotEnoughFeedback(ClfserveError):
+    """Retrain refused: the feedback store holds too few usable rows (the message counts them)."""

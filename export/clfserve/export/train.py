@@ -18,6 +18,7 @@ import numpy as np
 
 from clfserve.evaluation.datasets import Dataset, DatasetError, split
 from clfserve.evaluation.datasets import load_dataset as load_data
+from clfserve.evaluation.evaluate import check_labels
 from clfserve.evaluation.scores import compute_scores
 from clfserve.export.checkpoint import TRAINING_FILE, load_model, load_tokenizer
 from clfserve.export.config import TrainConfig
@@ -48,10 +49,16 @@ class TrainResult:
     """PyTorch accuracy/macro-F1 on the validation split (empty when skipped)."""
     precision: str = "fp32"
     """What the forward passes ran in: ``fp32`` or ``bf16`` (autocast)."""
+    n_extra: int = 0
+    """Of ``n_train``, the rows that came from ``extra`` (retrain: production feedback)."""
 
 
-def train(config: TrainConfig) -> TrainResult:
-    """Fine-tune ``config.base_model`` on ``config.dataset`` and save a checkpoint."""
+def train(config: TrainConfig, extra: Dataset | None = None) -> TrainResult:
+    """Fine-tune ``config.base_model`` on ``config.dataset`` and save a checkpoint.
+
+    ``extra`` rows (labels among the train split's) are added to the train split after
+    ``max_train_samples`` is applied; the validation split stays the dataset's own.
+    """
     import torch
 
     torch.set_num_threads(config.threads or usable_cpus())
@@ -67,6 +74,12 @@ def train(config: TrainConfig) -> TrainResult:
     if config.max_train_samples is not None:
         train_set = train_set.subset(range(min(config.max_train_samples, len(train_set))))
     labels = splits.train.classes
+    n_extra = len(extra) if extra is not None else 0
+    if extra is not None and n_extra:
+        check_labels(extra, labels)
+        train_set = Dataset(
+            train_set.texts + extra.texts, train_set.labels + extra.labels, train_set.name
+        )
     base = config.base_model or default_base_model()
     tokenizer = load_tokenizer(base)
     model = load_model(base, labels=labels)
@@ -86,7 +99,7 @@ def train(config: TrainConfig) -> TrainResult:
         validation = validation.subset(range(min(config.max_eval_samples, len(validation))))
     metrics = _score(model, tokenizer, validation, labels, config) if len(validation) else {}
     result = TrainResult(
-        config.output, seconds, steps, len(train_set), metrics, "bf16" if bf16 else "fp32"
+        config.output, seconds, steps, len(train_set), metrics, "bf16" if bf16 else "fp32", n_extra
     )
     _save(model, tokenizer, config, base, result)
     log.info("trained in %.1fs (%d steps); validation %s", seconds, steps, metrics)
@@ -253,6 +266,7 @@ def _save(
         "train_seconds": round(result.train_seconds, 2),
         "steps": result.steps,
         "n_train": result.n_train,
+        "n_extra": result.n_extra,
         "precision": result.precision,
         "validation": result.metrics,
     }

@@ -8,6 +8,7 @@ clfserve home keeps its registry. Importing this package loads no mlflow; functi
 from clfserve.registry.errors import RegistryError
 from clfserve.registry.home import default_home, tracking_uri
 from clfserve.registry.local_copies import keep_local_copy, newest_local_copy
+from clfserve.registry.runs import log_run
 from clfserve.registry.store import (
     Registered,
     ResolvedModel,
@@ -51,6 +52,7 @@ __all__ = [
     "has_alias",
     "is_registry_uri",
     "keep_local_copy",
+    "log_run",
     "newest_local_copy",
     "open_client",
     "parse_model_uri",

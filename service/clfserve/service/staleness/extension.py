@@ -21,6 +21,7 @@ from clfserve.service.staleness.driftshare import SharedDriftWindows
 from clfserve.service.staleness.driftwindow import DriftWindow
 from clfserve.service.staleness.gauges import DriftGauges, StalenessGauges
 from clfserve.service.staleness.monitor import StalenessMonitor, Tracker
+from clfserve.service.staleness.retrain import retrain_trigger
 from clfserve.service.staleness.routes import build_routes
 from clfserve.service.staleness.scheduler import StalenessScheduler, default_lock_path
 from clfserve.service.staleness.tracking import MlflowTracker, tracking_wanted
@@ -103,6 +104,10 @@ def install(
         )
     gauges = StalenessGauges(ctx.metrics.registry)
     monitor = StalenessMonitor(settings, ctx.gateway, gauges, tracker)
+    if settings.retrain_on_stale:
+        trigger = retrain_trigger(ctx.settings.model_uri, settings.retrain_args)
+        if trigger is not None:
+            monitor.listeners.append(trigger.on_evaluation)
     cluster = None
     if ctx.redis is not None:
         cluster = ClusterSchedule(ctx.redis, settings.interval, settings.history)

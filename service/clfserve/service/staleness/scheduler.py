@@ -53,6 +53,18 @@ class ScheduleLock:
         self._handle = handle
         return True
 
+    def fileno(self) -> int:
+        """The locked descriptor (to hand to a child process, which then holds the lock)."""
+        assert self._handle is not None, "acquire() first"
+        return self._handle.fileno()
+
+    def close(self) -> None:
+        """Close this process's descriptor without unlocking: a child given `fileno` keeps the
+        lock until it exits."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
     def release(self) -> None:
         if self._handle is not None:
             fcntl.flock(self._handle, fcntl.LOCK_UN)

@@ -89,6 +89,16 @@ def positive_interval(value: Any) -> str | None:
     return None if ok else "must be > 0 seconds"
 
 
+def parse_arguments(raw: str) -> tuple[str, ...]:
+    """Command-line arguments, split as a POSIX shell would."""
+    import shlex
+
+    try:
+        return tuple(shlex.split(raw))
+    except ValueError as exc:
+        raise ValueError(f"cannot split into arguments ({exc})") from None
+
+
 def http_url(value: Any) -> str | None:
     ok = value is None or str(value).startswith(("http://", "https://"))
     return None if ok else "not an http(s) URL"
@@ -175,6 +185,17 @@ class StalenessSettings:
         "CLFSERVE_DRIFT_INTERVAL", 30.0, parse_duration,
         "seconds between drift checks (gauges, shared window in Redis, alert)",
         check=above(0),
+    )  # fmt: skip
+
+    retrain_on_stale: bool = setting(
+        "CLFSERVE_RETRAIN_ON_STALE", False, parse_bool,
+        "on a stale verdict, launch `clfserve retrain` for the served `models:/NAME@ALIAS` as a "
+        "separate process (one at a time per host; its exit is logged)",
+    )  # fmt: skip
+    retrain_args: tuple[str, ...] = setting(
+        "CLFSERVE_RETRAIN_ARGS", (), parse_arguments,
+        "extra arguments of that `clfserve retrain`, shell-quoted (`--max-train-samples 2000`)",
+        shown="none",
     )  # fmt: skip
 
     def replace(self, **changes: Any) -> StalenessSettings:

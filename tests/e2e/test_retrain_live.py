@@ -1,0 +1,77 @@
+"""`clfserve retrain` as a real process next to a real `clfserve serve` that follows the alias:
+feedback the champion gets wrong gives a challenger that the running server switches to; feedback
+that gives no reason to change leaves the alias, and the server, where they were."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from server_process import CLFSERVE, running_server
+
+from feedback_slices import TINY_RETRAIN, agreeing, contradicting, fill, register_champion
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1800)]
+"""Two real fine-tunes and exports, each in a fresh process that imports torch: minutes on a
+busy 2-core machine."""
+
+NAME = "fresh-sentiment"
+INTERVAL_S = 1.0
+SWITCH_TIMEOUT_S = 60.0
+
+
+def retrain(feedback_db: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    command = [str(CLFSERVE), "retrain", "--name", NAME, "--feedback-db", feedback_db,
+               *TINY_RETRAIN]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+
+
+def served_version(url: str) -> str:
+    version: str = httpx.get(f"{url}/model", timeout=10).json()["version"]
+    return version
+
+
+def test_a_running_server_switches_to_a_better_retrained_model_only(
+    tiny_artefact: Path, mlflow_tracking: str, tmp_path: Path
+) -> None:
+    champion = register_champion(tiny_artefact, NAME)
+    env = {"MLFLOW_TRACKING_URI": mlflow_tracking, "CLFSERVE_MODEL_URI": f"models:/{NAME}@champion",
+           "CLFSERVE_THREADS": "1", "CLFSERVE_RELOAD_INTERVAL": str(INTERVAL_S),
+           "CLFSERVE_RATE_LIMIT": "off", "CLFSERVE_CACHE": "false"}  # fmt: skip
+    with running_server(tmp_path, env) as server:
+        assert served_version(server.url) == champion
+
+        # Labels that agree with the champion: no challenger can beat it.
+        same = f"sqlite:///{tmp_path / 'agreeing.db'}"
+        fill(same, agreeing(tiny_artefact, 40))
+        kept = retrain(same, tmp_path)
+        assert kept.returncode == 3, kept.stdout + kept.stderr
+        assert f"stays on version {champion}" in kept.stdout
+        time.sleep(3 * INTERVAL_S)  # several polls of the alias
+        assert served_version(server.url) == champion
+
+        # A slice the champion gets wrong: the challenger learns it and takes the alias.
+        wrong = f"sqlite:///{tmp_path / 'contradicting.db'}"
+        rows = contradicting(tiny_artefact, per_label=40)
+        fill(wrong, rows)
+        promoted = retrain(wrong, tmp_path)
+        assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+        new = promoted.stdout.split("-> version ")[1].split()[0]
+        assert new != champion
+        deadline = time.monotonic() + SWITCH_TIMEOUT_S
+        while served_version(server.url) != new:
+            assert time.monotonic() < deadline, (
+                f"still serving the old version:\n{server.log_tail()}"
+            )
+            time.sleep(0.2)
+        # The running server now answers the slice more often the way the feedback said
+        # (the champion answered every one of these texts the other way).
+        answers = [
+            httpx.post(f"{server.url}/predict", json={"text": text}, timeout=10) for text, _ in rows
+        ]
+        assert {a.headers["x-model-version"] for a in answers} == {new}
+        right = sum(a.json()["label"] == label for a, (_, label) in zip(answers, rows, strict=True))
+        assert right >= len(rows) / 2, f"{right}/{len(rows)} of the slice answered as labelled"

@@ -66,14 +66,14 @@ format: $(STAMP) ## apply ruff formatting and safe fixes
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: model ## runtime benchmarks on the default model; JSON saved under .benchmarks/
+bench: model ## runtime benchmarks (latency, texts/s, int8 GOP/s vs this machine's int8 peak); JSON under .benchmarks/
 	$(VENV)/bin/pytest benchmarks/runtime -p no:cacheprovider --benchmark-only --benchmark-autosave --benchmark-group-by=group
 
 bench-compare: model ## rerun the runtime benchmarks and fail if a median regressed >15% vs the last saved run
 	$(VENV)/bin/pytest benchmarks/runtime -p no:cacheprovider --benchmark-only --benchmark-group-by=group --benchmark-compare --benchmark-compare-fail=median:15%
 
-bench-http: model ## HTTP load benchmark against a real `clfserve serve` on 127.0.0.1
-	$(PY) benchmarks/http/run.py
+bench-http: model ## HTTP load: `clfserve serve` vs a Flask+torch reference, vs the runtime (BENCH_HTTP_ARGS=--only versus)
+	$(PY) benchmarks/http/run.py $(BENCH_HTTP_ARGS)
 
 mlflow-ui: $(STAMP) ## open the MLflow UI on the project registry at 127.0.0.1:$(MLFLOW_PORT)
 	$(VENV)/bin/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$${CLFSERVE_HOME:-.clfserve}/mlflow.db}" --port $(MLFLOW_PORT)

@@ -66,6 +66,18 @@ def classifier(artefact: Path, threads: int) -> Callable[[str], Any]:
 
 
 @pytest.fixture(scope="session")
+def int8_macs(artefact: Path) -> Any:
+    """`Int8Macs` of the artefact's int8 graph (skips when it has none)."""
+    from benchmarks.int8 import Int8Macs
+    from clfserve.runtime import Manifest
+
+    entry = Manifest.read(artefact).variants.get("int8")
+    if entry is None:
+        pytest.skip("the artefact has no int8 variant")
+    return Int8Macs(artefact / entry.file)
+
+
+@pytest.fixture(scope="session")
 def eager(artefact: Path, threads: int) -> Any:
     """The PyTorch eager baseline of the same fine-tuned checkpoint (skips without torch)."""
     from benchmarks.runtime.eager import EagerClassifier, torch_available

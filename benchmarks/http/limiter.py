@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from benchmarks.http import alternation
 from benchmarks.http.server import running_server
-from benchmarks.http.wrk import run_wrk
 
 CONNECTIONS = 64
 HUGE_LIMIT = "100000000/minute"
@@ -72,26 +72,20 @@ def run_limiter_cost(
     rounds: int = 2,
 ) -> dict[str, Any]:
     """Alternated rounds of every configuration; req/s per round and the ratios to 'off'."""
-    per_config: dict[str, list[dict[str, Any]]] = {}
+
+    def measure(name: str, extra: Mapping[str, str]) -> alternation.Measure:
+        def once(round_: int) -> dict[str, Any]:
+            env = {**common, "CLFSERVE_CACHE": "false", **extra}
+            log = workdir / f"limiter-{round_}-{name.replace(' ', '-')}.log"
+            with running_server(env, log) as base:
+                check(base)
+                return alternation.wrk_load(base, script, CONNECTIONS, duration, warmup)
+
+        return once
+
     with redis_server(workdir) as redis_url:
         configs = configurations(redis_url)
-        for round_ in range(1, rounds + 1):
-            for name, extra in configs.items():
-                env = {**common, "CLFSERVE_CACHE": "false", **extra}
-                log = workdir / f"limiter-{round_}-{name.replace(' ', '-')}.log"
-                with running_server(env, log) as base:
-                    check(base)
-                    if warmup > 0:
-                        run_wrk(base, script, CONNECTIONS, warmup)
-                    result = run_wrk(base, script, CONNECTIONS, duration).as_dict()
-                result["round"] = round_
-                per_config.setdefault(name, []).append(result)
-                print(
-                    f"  limiter round {round_} {name:<16} {result['req_per_s']:>9,.1f} req/s"
-                    f"  p50 {result['p50_ms']:.2f}  p99 {result['p99_ms']:.2f} ms  errors "
-                    f"{result['non_2xx'] + result['socket_errors']}",
-                    flush=True,
-                )
+        per_config = alternation.alternate({n: measure(n, e) for n, e in configs.items()}, rounds)
     off = statistics.mean(r["req_per_s"] for r in per_config["limit off"])
     summary = {
         name: {

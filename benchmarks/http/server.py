@@ -1,8 +1,10 @@
-"""Start a real ``clfserve serve`` on 127.0.0.1 and a free port; always stop it."""
+"""Start a real ``clfserve serve`` (or another HTTP server) on 127.0.0.1 and a free port; always
+stop it."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -11,7 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -38,39 +40,62 @@ def get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
         return exc.code, exc.read()
 
 
+def post_json(url: str, payload: object, timeout: float = 60.0) -> tuple[int, bytes]:
+    request = urllib.request.Request(
+        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return int(response.status), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
 @contextlib.contextmanager
 def running_server(env: Mapping[str, str], log_path: Path) -> Iterator[str]:
     """A ready ``clfserve serve`` with ``env`` added; yields its base URL, stops it on exit."""
+    command = [*clfserve_command(), "serve", "--host", "127.0.0.1", "--port", "{port}"]
+    with running_process(command, env, log_path, "/health/ready") as base:
+        yield base
+
+
+@contextlib.contextmanager
+def running_process(
+    command: Sequence[str], env: Mapping[str, str], log_path: Path, ready_path: str
+) -> Iterator[str]:
+    """``command`` (``{port}`` replaced by a free port) with ``env`` added, once ``GET
+    ready_path`` answers 200; yields the base URL and stops the process group on exit."""
     port = free_port()
     full_env = {**os.environ, **env}
-    command = [*clfserve_command(), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    argv = [part.replace("{port}", str(port)) for part in command]
     log: IO[bytes] = log_path.open("wb")
     process = subprocess.Popen(
-        command, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        argv, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(process, base, log_path)
+        _wait_ready(process, f"{base}{ready_path}", log_path)
         yield base
     finally:
         _stop(process)
         log.close()
 
 
-def _wait_ready(process: subprocess.Popen[bytes], base: str, log_path: Path) -> None:
+def _wait_ready(process: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
+    name = Path(str(process.args[0] if isinstance(process.args, list) else process.args)).name
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(
-                f"clfserve serve exited with {process.returncode} before becoming ready:\n"
+                f"{name} exited with {process.returncode} before becoming ready:\n"
                 + _tail(log_path)
             )
         with contextlib.suppress(OSError):
-            status, _ = get(f"{base}/health/ready", timeout=2.0)
+            status, _ = get(url, timeout=2.0)
             if status == 200:
                 return
         time.sleep(0.25)
-    raise RuntimeError(f"clfserve serve not ready after {READY_TIMEOUT_S:.0f}s:\n{_tail(log_path)}")
+    raise RuntimeError(f"{name} not ready after {READY_TIMEOUT_S:.0f}s:\n{_tail(log_path)}")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

@@ -1,5 +1,6 @@
 """Turn a pytest-benchmark JSON into the tables people read: latency and seqs/s per batch size,
-overhead over `session.run`, and the speed-up ratios against the issue's targets.
+overhead over `session.run`, the speed-up ratios against the issue's targets, and each int8
+row's multiply-accumulate rate against this machine's measured int8 peak.
 
 Run by the suite after each saved run; also ``python -m benchmarks.runtime.summary FILE.json``.
 """
@@ -12,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from benchmarks.int8 import gops
 from benchmarks.workload import RESULTS
 
 Key = tuple[str, ...]
@@ -149,7 +151,65 @@ def summarize(
              f"{_rate(64, b1['fp32'])} / {_rate(1024, big['fp32'])}", "–", "–"),
         "",
     ]  # fmt: skip
+    rate_lines, targets["int8_rate"] = int8_rates(rows)
+    lines += rate_lines
     return "\n".join(lines), targets
+
+
+def int8_rates(rows: list[dict[str, Any]]) -> tuple[list[str], dict[str, Any]]:
+    """Achieved int8 GOP/s per row that recorded ``int8_macs``, against the int8 peak row."""
+    peak_row = next((r for r in rows if r.get("extra_info", {}).get("kind") == "int8_peak"), None)
+    worked = [
+        r for r in rows
+        if r.get("extra_info", {}).get("int8_macs") and r is not peak_row
+    ]  # fmt: skip
+    if not worked:
+        return [], {}
+    peak: dict[str, Any] = {}
+    if peak_row is not None:
+        macs, info = peak_row["extra_info"]["int8_macs"], peak_row["extra_info"]
+        peak = {
+            "op": f"MatMulInteger {info['size']}³ uint8 x int8, {info['threads']} threads",
+            "best_gops": round(gops(macs, peak_row["stats"]["min"]), 1),
+            "median_gops": round(gops(macs, peak_row["stats"]["median"]), 1),
+            "runs": peak_row["stats"]["rounds"],
+        }
+    best = peak.get("best_gops")
+    lines = [
+        "## int8 multiply-accumulate rate",
+        "",
+        "Counted from the graph: every integer matrix product (`MatMulInteger`, and the fused "
+        "int8 ops when present) contributes rows(A) × K × N multiply-accumulates, A's shape "
+        "probed by running the int8 graph at each padded width the call runs (length-sorted "
+        "chunks; one text per call in the batch-1 row), summed over the chunks. Float products "
+        "(attention QK^T, softmax × V), embeddings and norms are not counted, so the rate is "
+        "the int8 work the call did divided by its whole median time. 1 MAC = 2 ops.",
+        "",
+    ]
+    if peak:
+        lines += [
+            f"Measured int8 peak: one {peak['op']} through ONNX Runtime, {peak['runs']} runs: "
+            f"best **{peak['best_gops']:,.0f} GOP/s**, median {peak['median_gops']:,.0f} GOP/s. "
+            "`% of peak` is against the best.",
+            "",
+        ]
+    lines += [
+        _row("row", "int8 GMAC per call", "median ms", "int8 GOP/s", "% of peak"),
+        "|---|---:|---:|---:|---:|",
+    ]
+    table = []
+    for r in worked:
+        macs, median = r["extra_info"]["int8_macs"], r["stats"]["median"]
+        rate = gops(macs, median)
+        share = None if not best else rate / best
+        table.append({"name": r["name"], "int8_macs": macs, "median_s": median,
+                      "gops": round(rate, 1), "of_peak": share})  # fmt: skip
+        lines.append(
+            _row(f"`{r['name']}`", f"{macs / 1e9:.2f}", _ms(median), f"{rate:,.0f}",
+                 "–" if share is None else f"{share:.0%}")
+        )  # fmt: skip
+    lines.append("")
+    return lines, {"peak": peak, "rows": table}
 
 
 def write_compact(

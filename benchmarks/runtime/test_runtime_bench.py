@@ -5,7 +5,10 @@ Each ``batch NN`` group holds, for short (~16 tokens) and long (~128 tokens) rea
 calls alone, per variant), ``postprocess`` (logits to predictions), ``predict`` (the whole
 `Classifier.predict`, per variant) and ``torch`` (PyTorch eager on the same checkpoint).
 ``extra_info["seqs_per_s"]`` is texts per second at the median. The ``target`` groups measure
-the issue's speed-up targets on real reviews.
+the issue's speed-up targets on real reviews. Every int8 row also records ``int8_macs``: the
+multiply-accumulates of the int8 graph's integer matrix products for the shapes that call
+actually runs (`benchmarks.int8.Int8Macs`), and ``int8 peak`` times one large ``MatMulInteger``
+with the same threads, the ceiling the summary compares those rates with.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ BIG = 1024
 BATCH1_TEXTS = 64
 """Real reviews scored one call each in the batch-1 target."""
 BIG_ROUNDS = int(os.environ.get("CLFSERVE_BENCH_BIG_ROUNDS", "3"))
+PEAK_ROUNDS = 10
+"""Timed runs of the int8 peak MatMulInteger (its best and median are reported)."""
 
 
 def _group(batch: int) -> str:
@@ -47,6 +52,19 @@ def _measure(
     benchmark.group = _group(batch)
     benchmark(run, *args)
     _record(benchmark, kind, batch, **info)
+
+
+def _int8_work(
+    variant: str, clf: Any, macs: Any, texts: Sequence[str], one_by_one: bool = False
+) -> dict[str, object]:
+    """``int8_macs`` of ``clf.predict(texts)`` (or of one call per text): nothing for fp32."""
+    if variant != "int8":
+        return {}
+    calls = [[t] for t in texts] if one_by_one else [list(texts)]
+    shapes = [
+        chunk.input_ids.shape for call in calls for chunk in clf.chunks(clf.encoder.encode(call))
+    ]
+    return {"int8_macs": macs.for_shapes(shapes)}
 
 
 def _tokens(clf: Any, texts: Sequence[str]) -> dict[str, object]:
@@ -81,23 +99,32 @@ def clf(classifier: Callable[[str], Any], variant: str) -> Any:
     return classifier(variant)
 
 
+@pytest.fixture
+def macs(variant: str, request: pytest.FixtureRequest) -> Any:
+    """`Int8Macs` of the int8 graph for int8 rows; None for fp32 rows."""
+    return request.getfixturevalue("int8_macs") if variant == "int8" else None
+
+
 @by_shape
 @by_variant
 def test_predict(
-    benchmark: Any, clf: Any, batch_texts: list[str], variant: str, length: str, batch: int
-) -> None:
+    benchmark: Any, clf: Any, macs: Any, batch_texts: list[str], variant: str, length: str,
+    batch: int,
+) -> None:  # fmt: skip
     clf.predict(batch_texts)  # first call of a shape allocates; keep it out of the timing
     _measure(
         benchmark, "predict", batch, clf.predict, batch_texts,
         variant=variant, length=length, **_tokens(clf, batch_texts),
+        **_int8_work(variant, clf, macs, batch_texts),
     )  # fmt: skip
 
 
 @by_shape
 @by_variant
 def test_session_run(
-    benchmark: Any, clf: Any, batch_texts: list[str], variant: str, length: str, batch: int
-) -> None:
+    benchmark: Any, clf: Any, macs: Any, batch_texts: list[str], variant: str, length: str,
+    batch: int,
+) -> None:  # fmt: skip
     chunks = clf.chunks(clf.encoder.encode(batch_texts))
 
     def run_all() -> list[Any]:
@@ -106,7 +133,7 @@ def test_session_run(
     run_all()
     _measure(
         benchmark, "session.run", batch, run_all, variant=variant, length=length,
-        chunks=len(chunks),
+        chunks=len(chunks), **_int8_work(variant, clf, macs, batch_texts),
     )  # fmt: skip
 
 
@@ -180,26 +207,55 @@ def engine_predict(
 by_engine = params("engine", ["int8", "fp32", "torch"])
 
 
+def _engine_work(
+    engine: str, classifier: Callable[[str], Any], request: pytest.FixtureRequest,
+    texts: Sequence[str], one_by_one: bool = False,
+) -> dict[str, object]:  # fmt: skip
+    if engine != "int8":
+        return {}
+    macs = request.getfixturevalue("int8_macs")
+    return _int8_work(engine, classifier(engine), macs, texts, one_by_one)
+
+
 @by_engine
 def test_target_batch1(
-    benchmark: Any, engine_predict: Callable[[list[str]], Any], texts: Texts, engine: str
-) -> None:
+    benchmark: Any, engine_predict: Callable[[list[str]], Any], texts: Texts, engine: str,
+    classifier: Callable[[str], Any], request: pytest.FixtureRequest,
+) -> None:  # fmt: skip
     """``BATCH1_TEXTS`` real reviews, one call each (a user scoring texts as they arrive)."""
     batch_texts = texts.of("natural", BATCH1_TEXTS)
     run = _one_by_one(engine_predict, batch_texts)
     run()
     benchmark.group = f"target: {BATCH1_TEXTS} real reviews, batch 1"
     benchmark.pedantic(run, rounds=BIG_ROUNDS + 2, iterations=1)
-    _record(benchmark, "target_batch1", BATCH1_TEXTS, engine=engine)
+    work = _engine_work(engine, classifier, request, batch_texts, one_by_one=True)
+    _record(benchmark, "target_batch1", BATCH1_TEXTS, engine=engine, **work)
 
 
 @by_engine
 def test_target_1024(
-    benchmark: Any, engine_predict: Callable[[list[str]], Any], texts: Texts, engine: str
-) -> None:
+    benchmark: Any, engine_predict: Callable[[list[str]], Any], texts: Texts, engine: str,
+    classifier: Callable[[str], Any], request: pytest.FixtureRequest,
+) -> None:  # fmt: skip
     """One call with 1,024 real reviews (the runtime sorts and chunks; torch chunks of 32)."""
     batch_texts = texts.of("natural", BIG)
     engine_predict(batch_texts[:64])
     benchmark.group = f"target: {BIG:,} real reviews, one call"
     benchmark.pedantic(engine_predict, args=(batch_texts,), rounds=BIG_ROUNDS, iterations=1)
-    _record(benchmark, "target_1024", BIG, engine=engine)
+    work = _engine_work(engine, classifier, request, batch_texts)
+    _record(benchmark, "target_1024", BIG, engine=engine, **work)
+
+
+# -- the ceiling: this machine's int8 rate through ONNX Runtime ----------------------------------
+
+
+def test_int8_peak(benchmark: Any, threads: int) -> None:
+    """One ``PEAK_SIZE``-cubed ``MatMulInteger`` with the suite's threads (`benchmarks.int8`)."""
+    from benchmarks.int8 import PEAK_SIZE, peak_session
+
+    session, feed = peak_session(threads)
+    benchmark.group = "int8 peak"
+    benchmark.pedantic(session.run, args=(None, feed), rounds=PEAK_ROUNDS, iterations=1)
+    benchmark.extra_info.update(
+        kind="int8_peak", texts=0, int8_macs=PEAK_SIZE**3, size=PEAK_SIZE, threads=threads
+    )

@@ -29,9 +29,12 @@ class Prediction:
     truncated: bool
     cached: bool
     model: ModelRef
+    prediction_id: str | None = None
+    """Names this answer when posting feedback on it (None from servers older than that)."""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Prediction:
+        prediction_id = data.get("prediction_id")
         return cls(
             label=str(data["label"]),
             score=float(data["score"]),
@@ -39,6 +42,34 @@ class Prediction:
             truncated=bool(data["truncated"]),
             cached=bool(data["cached"]),
             model=ModelRef.from_json(data["model"]),
+            prediction_id=None if prediction_id is None else str(prediction_id),
+        )
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """``POST /feedback``: the label as stored, with what the named answer had said."""
+
+    id: int
+    received_at: str
+    label: str
+    prediction_id: str | None = None
+    model_version: str | None = None
+    predicted: str | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Feedback:
+        def text(key: str) -> str | None:
+            value = data.get(key)
+            return None if value is None else str(value)
+
+        return cls(
+            id=int(data["id"]),
+            received_at=str(data["received_at"]),
+            label=str(data["label"]),
+            prediction_id=text("prediction_id"),
+            model_version=text("model_version"),
+            predicted=text("predicted"),
         )
 
 

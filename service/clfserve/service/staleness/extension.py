@@ -83,7 +83,7 @@ def install(
             ctx.settings.model_uri, settings.experiment, settings.tracking_timeout_s
         )
     gauges = StalenessGauges(ctx.metrics.registry)
-    monitor = StalenessMonitor(settings, ctx.gateway, gauges, tracker)
+    monitor = StalenessMonitor(settings, ctx.gateway, gauges, tracker, feedback=ctx.feedback)
     cluster = None
     if ctx.redis is not None:
         cluster = ClusterSchedule(ctx.redis, settings.interval, settings.history)

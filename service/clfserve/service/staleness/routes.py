@@ -17,6 +17,14 @@ from clfserve.service.staleness.monitor import StalenessMonitor
 from clfserve.service.staleness.scheduler import StalenessScheduler
 
 
+def _feedback_data(monitor: StalenessMonitor) -> dict[str, Any] | None:
+    """Which production labels each run scores (None: none)."""
+    window = monitor.window
+    if window is None:
+        return None
+    return {"window": window.describe(), "min_rows": monitor.settings.feedback_min}
+
+
 def build_routes(
     monitor: StalenessMonitor,
     scheduler: StalenessScheduler,
@@ -40,6 +48,7 @@ def build_routes(
             "metric": settings.metric,
             "threshold": settings.threshold,
             "validation_data": settings.validation_data or MODEL_DATA,
+            "feedback_data": _feedback_data(monitor),
             "schedule": {
                 "interval": str(settings.interval),
                 "runs_here": scheduler.running,

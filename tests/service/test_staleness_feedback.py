@@ -140,7 +140,7 @@ async def test_both_parts_are_tracked_feedback_first_and_the_alert_names_it(
 ) -> None:
     desk = FeedbackDesk(f"sqlite:///{tmp_path / 'fb.db'}")
     for text, label in rows(0, 12):
-        await desk.add(text, label)
+        await desk.using(lambda store, t=text, lab=label: store.add(t, lab))
     settings = StalenessSettings().replace(
         scheduler="off", initial_delay_s=None, tracking="off", feedback_min=10,
         validation_data=str(write_csv(tmp_path / "v.csv", rows(40, 0))),

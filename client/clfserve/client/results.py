@@ -48,28 +48,22 @@ class Prediction:
 
 @dataclass(frozen=True)
 class Feedback:
-    """``POST /feedback``: the label as stored, with what the named answer had said."""
+    """``POST /feedback``: the stored row's id and time; with a ``prediction_id``, the model
+    version and label of the answer it named (else None)."""
 
     id: int
     received_at: str
-    label: str
-    prediction_id: str | None = None
-    model_version: str | None = None
-    predicted: str | None = None
+    model_version: str | None
+    predicted: str | None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Feedback:
-        def text(key: str) -> str | None:
-            value = data.get(key)
-            return None if value is None else str(value)
-
+        version, predicted = data.get("model_version"), data.get("predicted")
         return cls(
             id=int(data["id"]),
             received_at=str(data["received_at"]),
-            label=str(data["label"]),
-            prediction_id=text("prediction_id"),
-            model_version=text("model_version"),
-            predicted=text("predicted"),
+            model_version=None if version is None else str(version),
+            predicted=None if predicted is None else str(predicted),
         )
 
 

@@ -2,25 +2,21 @@
 
 The database may be unreachable when the server starts or at any time later. `FeedbackDesk`
 opens the store on first use and again after a failed open, so the rest of the service keeps
-serving while ``POST /feedback`` answers 503. Every database call runs in a worker thread, never
-on the event loop; a row is committed before `FeedbackDesk.add` returns.
+serving while ``POST /feedback`` answers 503. Every database call goes through
+`FeedbackDesk.using`, in a worker thread, never on the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from datetime import datetime
+from collections.abc import Callable
+from typing import TypeVar
 
-from clfserve.evaluation import Dataset, DataSource
-from clfserve.evaluation.feedback import (
-    Feedback,
-    FeedbackStore,
-    FeedbackWindow,
-    default_url,
-    feedback_data,
-)
+from clfserve.evaluation.feedback import FeedbackStore, default_url
 from clfserve.registry.home import default_home
+
+T = TypeVar("T")
 
 
 def feedback_url(configured: str | None) -> str:
@@ -43,28 +39,9 @@ class FeedbackDesk:
                 self._store = FeedbackStore(self.url)
             return self._store
 
-    async def add(
-        self,
-        text: str,
-        label: str,
-        *,
-        prediction_id: str | None = None,
-        model_version: str | None = None,
-        predicted: str | None = None,
-    ) -> Feedback:
-        def write() -> Feedback:
-            return self.store().add(
-                text, label, prediction_id=prediction_id, model_version=model_version,
-                predicted=predicted,
-            )  # fmt: skip
-
-        return await asyncio.to_thread(write)
-
-    async def data(
-        self, window: FeedbackWindow, now: datetime | None = None
-    ) -> tuple[Dataset, DataSource]:
-        """The labels ``window`` selects, read in a thread (`feedback_data`)."""
-        return await asyncio.to_thread(lambda: feedback_data(self.store(), window, now))
+    async def using(self, work: Callable[[FeedbackStore], T]) -> T:
+        """``work(store)`` in a worker thread, never on the event loop."""
+        return await asyncio.to_thread(lambda: work(self.store()))
 
     def close(self) -> None:
         with self._opening:

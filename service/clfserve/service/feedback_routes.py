@@ -36,14 +36,12 @@ class FeedbackRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class FeedbackOut(msgspec.Struct):
-    """What was stored."""
+    """The stored row's id and time, and what the named answer had said (None without one)."""
 
     id: int
     received_at: str
-    label: str
-    prediction_id: str | None = None
-    model_version: str | None = None
-    predicted: str | None = None
+    model_version: str | None
+    predicted: str | None
 
 
 _DECODER = msgspec.json.Decoder(FeedbackRequest)
@@ -96,14 +94,18 @@ def build_feedback_routes(ctx: ServiceContext) -> list[HTTPRouteHandler]:
             except MalformedId as exc:
                 raise InvalidRequest(str(exc)) from None
             version, predicted = named.model_version, named.predicted
-        row = await ctx.feedback.add(
-            text, body.label, prediction_id=body.prediction_id, model_version=version,
-            predicted=predicted,
-        )  # fmt: skip
+        row = await ctx.feedback.using(
+            lambda store: store.add(
+                text,
+                body.label,
+                prediction_id=body.prediction_id,
+                model_version=version,
+                predicted=predicted,
+            )
+        )  # fmt: skip  (committed before this returns)
         return FeedbackOut(
-            row.id, row.received_at.isoformat(timespec="seconds"), row.label,
-            row.prediction_id, row.model_version, row.predicted,
-        )  # fmt: skip
+            row.id, row.received_at.isoformat(timespec="seconds"), version, predicted
+        )
 
     @post(
         "/feedback",

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Protocol
 
 from clfserve.evaluation import Dataset, DataSource, check_labels, evaluation_data, result_of
-from clfserve.evaluation.feedback import FeedbackWindow
+from clfserve.evaluation.feedback import FeedbackWindow, feedback_data
 from clfserve.runtime import ClfserveError, ModelInfo
 from clfserve.service.feedback import FeedbackDesk
 from clfserve.service.gateway import InferenceGateway, Priority
@@ -148,7 +148,7 @@ class StalenessMonitor:
         window = self.window
         assert self.feedback is not None
         assert window is not None
-        return await self.feedback.data(window)
+        return await self.feedback.using(lambda store: feedback_data(store, window))
 
     async def _attempt(self, evaluation: Evaluation, data: DataLoader) -> None:
         try:

@@ -28,6 +28,7 @@ TEXTS = [
 def test_artefact_folder_holds_the_contract(tiny_artefact: Path) -> None:
     manifest = Manifest.read(tiny_artefact)
     assert sorted(p.name for p in tiny_artefact.iterdir()) == [
+        "drift_reference.json",
         "manifest.json",
         "model.int8.onnx",
         "model.onnx",

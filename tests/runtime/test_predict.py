@@ -9,17 +9,9 @@ import numpy as np
 import pytest
 
 from clfserve.runtime import Classifier, InvalidInput, Prediction
+from reviews import REVIEWS
 
-TEXTS = [
-    "a gorgeous, witty, seductive movie",
-    "dull",
-    "the plot meanders for two hours and the actors look as bored as the audience "
-    "by the time the credits finally roll, which is a long time coming",
-    "an unexpectedly moving portrait of a family",
-    "?",
-    "one of the year's best",
-    "a mess " * 20,
-]
+TEXTS = REVIEWS
 
 
 @pytest.fixture(scope="module")

@@ -12,15 +12,11 @@ from service_fakes import quiet, ready_client, wait_until_settled
 
 from clfserve.runtime import Classifier
 from clfserve.service import create_app
+from reviews import REVIEWS
 
 pytestmark = pytest.mark.slow
 
-TEXTS = [
-    "a gorgeous, witty, seductive movie",
-    "dull, lifeless and far too long",
-    "ok",
-    "the performances are wonderful but the script falls apart in the second half " * 3,
-]
+TEXTS = REVIEWS
 
 
 @pytest.fixture(scope="module")
@@ -158,3 +154,32 @@ def test_the_served_row_budget_is_the_configured_batch_size(tiny_artefact: Path)
     finally:
         client.__exit__(None, None, None)
     assert 'clfserve_inference_seconds_count{kind="batch"} 5.0' in metrics  # 3 + 3 + 3 + 3 + 1
+
+
+def test_drift_of_the_real_model_against_its_own_reference(tiny_artefact: Path) -> None:
+    """Its own validation texts read stable; the same texts padded to truncation drift on
+    tokens and truncation (not on anything the model did not see change)."""
+    from clfserve.evaluation.datasets import load_dataset
+    from clfserve.service.staleness import StalenessSettings
+
+    staleness = StalenessSettings().replace(
+        initial_delay_s=None, tracking="off", scheduler="off", drift_window=256,
+        drift_min_samples=200,
+    )  # fmt: skip
+    texts = load_dataset(str(tiny_artefact / "validation.jsonl")).texts
+    client = ready_client(create_app(quiet(model_uri=str(tiny_artefact), staleness=staleness)))
+    try:
+        for start in range(0, len(texts), 128):
+            client.post("/batch_predict", json={"texts": list(texts[start : start + 128])})
+        same = client.get("/staleness").json()["drift"]
+        assert (same["status"], same["count"]) == ("stable", 256)
+        assert all(s["value"] < 0.05 for s in same["signals"].values()), same["signals"]
+        long = [f"{text} {' and then the film goes on' * 12}" for text in texts]
+        for start in range(0, len(long), 128):
+            client.post("/batch_predict", json={"texts": long[start : start + 128]})
+        shifted = client.get("/staleness").json()["drift"]
+    finally:
+        client.__exit__(None, None, None)
+    assert shifted["status"] == "drifted"
+    assert shifted["signals"]["truncated"]["drifted"] is True
+    assert shifted["signals"]["tokens"]["drifted"] is True

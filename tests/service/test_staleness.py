@@ -181,7 +181,8 @@ def test_staleness_route_shape(fake: FakePredictor, data: Path) -> None:
     for client in monitored(fake, data, threshold=0.75):
         body = client.get("/staleness").json()
         assert set(body) == {"metric", "threshold", "validation_data", "feedback_data",
-                             "schedule", "evaluating", "shared", "latest", "history"}  # fmt: skip
+                             "schedule", "evaluating", "shared", "latest", "history",
+                             "drift"}  # fmt: skip
         assert body["shared"] is False  # no Redis: this replica's own results
         assert (body["metric"], body["threshold"], body["validation_data"]) == (
             "f1", 0.75, str(data),

@@ -2,7 +2,7 @@
 `evaluate` and `serve`, one module each.
 
 Subcommand modules build their parsers without importing anything heavy (torch, mlflow,
-litestar); the work happens inside the handler each one sets with ``set_defaults(handler=...)``.
+litestar); the work happens inside the handler each one registers with `options.command`.
 """
 
 from __future__ import annotations
@@ -10,11 +10,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable
 
+from clfserve.cli.options import Handler
 from clfserve.runtime.errors import ClfserveError
-
-Handler = Callable[[argparse.Namespace], int]
 
 
 def build_parser() -> argparse.ArgumentParser:

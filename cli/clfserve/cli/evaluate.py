@@ -11,19 +11,13 @@ import json
 import sys
 from typing import Any
 
-from clfserve.cli.options import HelpFormatter, positive_int
+from clfserve.cli.options import command, positive_int
 from clfserve.evaluation.datasets import SPLIT_NAMES
 from clfserve.registry.uri import DEFAULT_MODEL_URI
 
 
 def add_command(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "evaluate",
-        help="accuracy, macro-F1, per-class scores and confusion matrix with ONNX Runtime",
-        description="Score an exported model with ONNX Runtime: on the validation data it "
-        "carries (the split its export scored), or on the split of a dataset you name.",
-        formatter_class=HelpFormatter,
-    )
+    p = command(subparsers, "evaluate", run)
     p.add_argument(
         "--model", default=DEFAULT_MODEL_URI, help="models:/NAME@ALIAS, models:/NAME/N or a folder"
     )
@@ -45,10 +39,14 @@ def add_command(subparsers: Any) -> None:
     )
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.add_argument("--tracking-uri", default=None, help="MLflow URI [$MLFLOW_TRACKING_URI]")
-    p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """accuracy, macro-F1, per-class scores and confusion matrix with ONNX Runtime
+
+    Score an exported model with ONNX Runtime: on the validation data it carries (the split
+    its export scored), or on the split of a dataset you name.
+    """
     from clfserve.evaluation import evaluate, evaluation_data, load_split
     from clfserve.registry import resolve_model
     from clfserve.runtime import Classifier

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import inspect
+from collections.abc import Callable
+from typing import Any
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -23,3 +26,31 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
     return value
+
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def command(
+    subparsers: Any,
+    name: str,
+    handler: Handler,
+    *,
+    epilog: str | None = None,
+    formatter: type[argparse.HelpFormatter] = HelpFormatter,
+) -> argparse.ArgumentParser:
+    """Add subcommand ``name``, run by ``handler(args)`` (its return value is the exit code).
+
+    The handler's docstring is the command's help: its first line the one-liner `clfserve
+    --help` lists, the rest the description `clfserve NAME --help` opens with.
+    """
+    summary, _, rest = (inspect.getdoc(handler) or "").partition("\n")
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name,
+        help=summary,
+        description=" ".join(rest.split()) or summary,
+        epilog=epilog,
+        formatter_class=formatter,
+    )
+    parser.set_defaults(handler=handler)
+    return parser

@@ -7,14 +7,20 @@ Building the parsers imports nothing heavy; each handler imports torch/mlflow wh
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from clfserve.cli.options import HelpFormatter
+from clfserve.cli.options import command
 from clfserve.evaluation.datasets import DEFAULT_DATASET
 from clfserve.export.config import ExportConfig, ReleaseConfig
 from clfserve.export.config import TrainConfig as _TrainDefaults
 from clfserve.registry.uri import DEFAULT_ALIAS, DEFAULT_NAME
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+C = TypeVar("C", bound="DataclassInstance")
 
 _T = _TrainDefaults(output=Path())
 
@@ -31,30 +37,16 @@ def add_commands(subparsers: Any) -> None:
 
 
 def _add_train(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "train",
-        help="fine-tune a text classifier (default: MiniLM on Rotten Tomatoes)",
-        description="Fine-tune a sequence classifier on the train split of a dataset and save a "
-        "Hugging Face checkpoint (labels become id2label/label2id).",
-        formatter_class=HelpFormatter,
-    )
+    p = command(subparsers, "train", _train)
     _dataset_option(p)
     p.add_argument(
         "--output", type=Path, default=None, help="checkpoint folder [<home>/checkpoints/NAME]"
     )
     _training_options(p)
-    p.set_defaults(handler=_train)
 
 
 def _add_export(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "export",
-        help="convert a checkpoint to validated ONNX (fp32 + int8) and register it",
-        description="Export a checkpoint to ONNX with optimum-onnx, quantize to int8, validate "
-        "(parity with PyTorch, per-variant accuracy/macro-F1, int8/fp32 agreement) and register "
-        "the artefact in MLflow. Nothing is registered when a check fails.",
-        formatter_class=HelpFormatter,
-    )
+    p = command(subparsers, "export", _export)
     p.add_argument("--model", type=Path, required=True, help="checkpoint folder (clfserve train)")
     p.add_argument(
         "--output", type=Path, default=None, help="artefact folder [<home>/artefacts/NAME]"
@@ -75,16 +67,10 @@ def _add_export(subparsers: Any) -> None:
         default=True,
         help="register the validated artefact in MLflow (default: register)",
     )
-    p.set_defaults(handler=_export)
 
 
 def _add_release(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "release",
-        help="train + export + register the default model (what `make model` runs)",
-        description="Train, export, validate and register a model, moving the alias to it.",
-        formatter_class=HelpFormatter,
-    )
+    p = command(subparsers, "release", _release)
     p.add_argument(
         "--if-missing",
         action="store_true",
@@ -94,24 +80,21 @@ def _add_release(subparsers: Any) -> None:
     _training_options(p)
     _gate_options(p, min_score=0.80)
     _registry_options(p)
-    p.set_defaults(handler=_release)
 
 
 def _add_promote(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "promote",
-        help="point an alias at an existing version (a rollback is a promote of an older one)",
-        description="Move NAME@ALIAS to an existing registered version, with no gate: to roll "
-        "back, promote the previous version. Servers following the alias swap to it within "
-        "their reload interval.",
-        formatter_class=HelpFormatter,
-    )
+    p = command(subparsers, "promote", _promote)
     p.add_argument("--version", required=True, help="the registered version number")
     _registry_options(p, gate=False)
-    p.set_defaults(handler=_promote)
 
 
 def _promote(args: argparse.Namespace) -> int:
+    """point an alias at an existing version (a rollback is a promote of an older one)
+
+    Move NAME@ALIAS to an existing registered version, with no gate: to roll back, promote
+    the previous version. Servers following the alias swap to it within their reload
+    interval.
+    """
     from clfserve.registry import alias_version, set_alias
 
     before = alias_version(args.name, args.alias, args.tracking_uri)
@@ -199,6 +182,11 @@ def _registry_options(p: argparse.ArgumentParser, gate: bool = True) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    """fine-tune a text classifier (default: MiniLM on Rotten Tomatoes)
+
+    Fine-tune a sequence classifier on the train split of a dataset and save a Hugging Face
+    checkpoint (labels become id2label/label2id).
+    """
     from clfserve.export.train import train
 
     output = args.output or _home() / "checkpoints" / DEFAULT_NAME
@@ -213,6 +201,12 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    """convert a checkpoint to validated ONNX (fp32 + int8) and register it
+
+    Export a checkpoint to ONNX with optimum-onnx, quantize to int8, validate (parity with
+    PyTorch, per-variant accuracy/macro-F1, int8/fp32 agreement) and register the artefact
+    in MLflow. Nothing is registered when a check fails.
+    """
     from clfserve.export.release import export_and_register
 
     output = args.output or _home() / "artefacts" / args.name
@@ -224,6 +218,10 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _release(args: argparse.Namespace) -> int:
+    """train + export + register the default model (what `make model` runs)
+
+    Train, export, validate and register a model, moving the alias to it.
+    """
     from clfserve.export.release import check_registry, release_model
 
     release = _release_config(args)
@@ -262,21 +260,7 @@ def _home() -> Path:
 
 
 def _train_config(args: argparse.Namespace, output: Path) -> _TrainDefaults:
-    return _TrainDefaults(
-        output=output,
-        dataset=args.dataset,
-        base_model=args.base_model,
-        balanced=args.balanced,
-        seed=args.seed,
-        learning_rate=args.learning_rate,
-        batch_size=args.batch_size,
-        max_length=args.max_length,
-        precision=args.precision,
-        epochs=args.epochs,
-        threads=args.threads,
-        max_train_samples=args.max_train_samples,
-        progress=not args.no_progress,
-    )
+    return _from_args(_TrainDefaults, args, output=output, progress=not args.no_progress)
 
 
 def _export_config(
@@ -286,28 +270,21 @@ def _export_config(
     dataset: str | None,
     max_length: int | None,
 ) -> ExportConfig:
-    return ExportConfig(
-        checkpoint=checkpoint,
-        output=output,
-        name=args.name,
-        dataset=dataset,
+    return _from_args(
+        ExportConfig, args, checkpoint=checkpoint, output=output, dataset=dataset,
         max_length=max_length,
-        max_abs_diff=args.max_abs_diff,
-        min_accuracy=args.min_accuracy,
-        min_macro_f1=args.min_macro_f1,
-        min_agreement=args.min_agreement,
-        smooth_alpha=args.smooth_alpha,
-    )
+    )  # fmt: skip
 
 
 def _release_config(args: argparse.Namespace) -> ReleaseConfig:
-    return ReleaseConfig(
-        name=args.name,
-        alias=args.alias,
-        tracking_uri=args.tracking_uri,
-        max_regression=args.max_regression,
-        force=args.force,
-    )
+    return _from_args(ReleaseConfig, args)
+
+
+def _from_args(config: type[C], args: argparse.Namespace, **given: Any) -> C:
+    """``config`` from the options named like its fields (each option's dest is a field name),
+    with ``given`` on top."""
+    names = {f.name for f in dataclasses.fields(config)}
+    return config(**({k: v for k, v in vars(args).items() if k in names} | given))
 
 
 def _print_export(result: Any) -> None:

@@ -8,6 +8,7 @@ import logging
 import os
 from typing import Any
 
+from clfserve.cli.options import command
 from clfserve.service.envsettings import options
 from clfserve.service.settings import Settings, SettingsError, describe_env
 
@@ -16,17 +17,12 @@ ENV_PREFIX = "CLFSERVE_"
 
 
 def add_command(commands: Any) -> None:
-    parser: argparse.ArgumentParser = commands.add_parser(
+    parser = command(
+        commands,
         "serve",
-        help="serve a model over HTTP (Litestar under uvicorn)",
-        description=(
-            "Serve a model over HTTP: POST /predict, POST /batch_predict, GET /health/live, "
-            "GET /health/ready, GET /model, GET /metrics, GET /staleness, POST /admin/evaluate, "
-            "OpenAPI at /schema. Settings come from CLFSERVE_* environment variables; the "
-            "options below override them."
-        ),
+        run,
         epilog=describe_env(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter=argparse.RawDescriptionHelpFormatter,
     )
     for item in options(Settings):
         assert item.var.option is not None
@@ -36,7 +32,6 @@ def add_command(commands: Any) -> None:
             metavar=item.field.upper(),
             help=f"{item.var.help} [{item.var.env}, default {item.shown_default}]",
         )
-    parser.set_defaults(handler=run)
 
 
 def settings_from(args: argparse.Namespace, env: dict[str, str]) -> Settings:
@@ -61,6 +56,13 @@ def unknown_variables(env: dict[str, str]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """serve a model over HTTP (Litestar under uvicorn)
+
+    Serve a model over HTTP: POST /predict, POST /batch_predict, GET /health/live,
+    GET /health/ready, GET /model, GET /metrics, GET /staleness, POST /admin/evaluate, OpenAPI
+    at /schema. Settings come from CLFSERVE_* environment variables; the options below override
+    them.
+    """
     environment = dict(os.environ)
     try:
         settings = settings_from(args, environment)

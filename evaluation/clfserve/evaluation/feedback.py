@@ -51,12 +51,18 @@ class Feedback:
     """One stored label. ``model_version`` and ``predicted`` are set when it named an answer."""
 
     id: int
+    """Increasing in the order rows were stored (their order everywhere)."""
     text: str
     label: str
+    """The label the client says is right."""
     received_at: datetime
+    """When it was stored, in UTC."""
     prediction_id: str | None = None
+    """The answer it corrects or confirms, as the service returned it."""
     model_version: str | None = None
+    """The registered version that gave that answer."""
     predicted: str | None = None
+    """The label that answer gave."""
 
 
 def default_url(home: Path) -> str:

@@ -26,6 +26,7 @@ from clfserve.export.smooth import smooth_model
 from clfserve.export.validate import (
     ValidationReport,
     check_parity,
+    drift_reference,
     pick_references,
     raise_on_failure,
     validate,
@@ -56,7 +57,8 @@ def export_artefact(config: ExportConfig) -> ExportResult:
     """Convert, quantize, validate and write the artefact folder; raise if validation fails.
 
     The validation split it scores is written into the folder (``validation.jsonl``), so the
-    model carries its own labelled data to every host that serves it.
+    model carries its own labelled data to every host that serves it, and so is how the model
+    answered it, binned (``drift_reference.json``): the service's label-free drift baseline.
     """
     tokenizer = load_tokenizer(config.checkpoint)
     model = load_model(config.checkpoint, attn_implementation="eager")
@@ -87,6 +89,8 @@ def export_artefact(config: ExportConfig) -> ExportResult:
         raise_on_failure(report)
         references = pick_references(staging, validation)
         manifest = _replace(manifest, validation=report.to_dict(), references=references)
+        drift = drift_reference(manifest, report).write(staging)  # the service's drift baseline
+        manifest = _replace(manifest, drift_reference=file_entry(staging, drift.name))
         manifest.write(staging)
         _move_into_place(staging, config.output)
     except BaseException:

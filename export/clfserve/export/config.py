@@ -31,13 +31,18 @@ class TrainConfig:
     seed: int = 0
     """Seeds the split, the head initialisation and the batch order."""
     learning_rate: float = 5e-5
+    """AdamW peak learning rate: linear warm-up to it, then linear decay to 0."""
     weight_decay: float = 0.01
     batch_size: int = 16
+    """Texts per optimizer step."""
     max_length: int = 64
     """Tokens per text, special tokens included (also what the exported model truncates to)."""
     epochs: float = 2.0
+    """Passes over the train split; a fraction stops part-way through the last one."""
     warmup_ratio: float = 0.06
+    """Share of the steps spent warming the learning rate up."""
     grad_clip: float = 1.0
+    """Largest gradient L2 norm; larger ones are scaled down to it."""
     balanced: bool = True
     """Weight the loss by inverse class frequency so minority classes count as much."""
     group_by_length: bool = True
@@ -52,6 +57,7 @@ class TrainConfig:
     max_eval_samples: int | None = None
     """Score the PyTorch model on at most N validation texts after training (0 = skip)."""
     progress: bool = True
+    """Draw progress bars (tqdm) on stderr."""
 
 
 @dataclass(frozen=True)
@@ -59,8 +65,11 @@ class ExportConfig:
     """How to turn a checkpoint into a validated artefact folder."""
 
     checkpoint: Path
+    """A Hugging Face checkpoint folder (what `clfserve train` writes)."""
     output: Path
+    """The artefact folder; it is replaced only once every check has passed."""
     name: str = DEFAULT_NAME
+    """The model's name in the manifest and the registry."""
     dataset: str | None = None
     """Validation data; None = the dataset the checkpoint was trained on."""
     seed: int | None = None
@@ -76,11 +85,13 @@ class ExportConfig:
     min_accuracy: float = 0.0
     """Every variant must reach this validation accuracy (0 = report only)."""
     min_macro_f1: float = 0.0
+    """Every variant must reach this validation macro-F1 (0 = report only)."""
     min_agreement: float = 0.9
     """int8 and fp32 must predict the same label on at least this share of validation texts."""
     max_eval_samples: int | None = None
     """Score variants on at most N validation texts (None = the whole split)."""
     quantize: bool = True
+    """Add the int8 variant next to fp32."""
     smooth_alpha: float = 0.8
     """SmoothQuant migration strength for the int8 variant, in (0, 1]; 0 = plain dynamic int8
     (see `clfserve.export.smooth`)."""

@@ -38,9 +38,12 @@ class TrainResult:
     """What training produced."""
 
     checkpoint: Path
+    """The folder the fine-tuned model and its tokenizer were saved to."""
     train_seconds: float
     steps: int
+    """Optimizer steps taken."""
     n_train: int
+    """Texts trained on."""
     metrics: dict[str, Any]
     """PyTorch accuracy/macro-F1 on the validation split (empty when skipped)."""
     precision: str = "fp32"

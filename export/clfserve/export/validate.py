@@ -5,12 +5,16 @@
    `Classifier` (the code that will serve it) at its CPU default batch size, not through PyTorch.
    Dynamic int8 quantizes activations per call, so its score depends a little on that size.
 3. int8-vs-fp32 label agreement on that split.
+
+The answers of step 2 also give the artefact its drift reference (`drift_reference`): what the
+model's answers on that split look like, binned as the service bins its live traffic.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,12 +22,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from clfserve.evaluation.datasets import Dataset
+from clfserve.evaluation.drift import Binning, DriftReference, Profile, profile
 from clfserve.evaluation.evaluate import evaluate
 from clfserve.export.config import ExportConfig
 from clfserve.export.errors import ValidationFailed
 from clfserve.export.feeds import text_feeds
-from clfserve.runtime.classifier import Classifier
+from clfserve.runtime.classifier import Classifier, ModelInfo
 from clfserve.runtime.manifest import Manifest, Reference
+from clfserve.runtime.prediction import Prediction
 from clfserve.runtime.session import CPU, create_session
 
 if TYPE_CHECKING:
@@ -34,10 +40,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class VariantScore:
+    """One variant (fp32 or int8) scored with ONNX Runtime on the validation split."""
+
     accuracy: float
     macro_f1: float
     n_samples: int
+    """Validation texts scored."""
     seconds: float
+    """Wall time of scoring them all, tokenizing included."""
     batch_size: int
     """Rows per ONNX Runtime call: the CPU serving default, so int8 is scored as it is served."""
 
@@ -52,10 +62,13 @@ class ValidationReport:
     agreement_int8_fp32: float | None
     dataset: str
     failures: tuple[str, ...] = field(default=())
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    """Each variant's answers, binned for the drift reference (not part of `to_dict`)."""
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["failures"] = list(self.failures)
+        del out["profiles"]
         return out
 
     def metrics(self) -> dict[str, float]:
@@ -95,9 +108,13 @@ def validate(
 
     scores: dict[str, VariantScore] = {}
     predicted: dict[str, tuple[str, ...]] = {}
+    profiles: dict[str, Profile] = {}
+    binning = Binning.of(manifest.labels, manifest.max_length)
     for variant in manifest.variants:
         classifier = Classifier.load(folder, device="cpu", variant=variant, warmup=False)
-        result = evaluate(classifier, validation)
+        recorded = _Recorded(classifier)
+        result = evaluate(recorded, validation)
+        profiles[variant] = profile(recorded.answers, binning)
         scores[variant] = VariantScore(
             result.accuracy,
             result.macro_f1,
@@ -120,7 +137,31 @@ def validate(
         agreement_int8_fp32=agreement,
         dataset=validation.name,
         failures=tuple(failures),
+        profiles=profiles,
     )
+
+
+def drift_reference(manifest: Manifest, report: ValidationReport) -> DriftReference:
+    """The artefact's drift reference: every variant's answers on the validation split."""
+    binning = Binning.of(manifest.labels, manifest.max_length)
+    return DriftReference(binning, report.profiles, f"{report.dataset}: validation split")
+
+
+@dataclass
+class _Recorded:
+    """A `Classifier` that keeps every answer it gives (for the drift reference)."""
+
+    classifier: Classifier
+    answers: list[Prediction] = field(default_factory=list)
+
+    @property
+    def info(self) -> ModelInfo:
+        return self.classifier.info
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        answers = self.classifier.predict(texts)
+        self.answers.extend(answers)
+        return answers
 
 
 def parity(model: PreTrainedModel, folder: Path, manifest: Manifest, texts: list[str]) -> float:

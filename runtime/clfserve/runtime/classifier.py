@@ -106,8 +106,8 @@ class Classifier:
         manifest = Manifest.read(folder)
         threads = threads or usable_cpus()
         encoder = TextEncoder(verify_file(folder, manifest.tokenizer), manifest.max_length)
-        if manifest.validation_data is not None:  # travels with the model: tampering shows here
-            verify_file(folder, manifest.validation_data)
+        for extra in manifest.extras:  # travel with the model: tampering shows here
+            verify_file(folder, extra)
 
         session, chosen = cls._open(folder, manifest, device, variant, threads, cuda_tf32)
         got = tuple(session.get_providers())

@@ -8,6 +8,8 @@ An artefact folder holds::
     model.int8.onnx      optional dynamically quantized variant
     validation.jsonl     the labelled validation split export scored (``text``, ``label``);
                          monitors evaluate the model on it by default
+    drift_reference.json what the model's answers on that split look like, binned (label mix,
+                         confidence, tokens, truncation): the service's drift reference
 
 Everything the runtime needs is in the manifest; nothing is re-derived from transformers.
 """
@@ -68,6 +70,8 @@ class Manifest:
     tokenizer: FileEntry
     validation_data: FileEntry | None = None
     """The validation split export scored, as JSONL; None in artefacts made before it existed."""
+    drift_reference: FileEntry | None = None
+    """Binned answers on that split (`clfserve.evaluation.drift`); None in older artefacts."""
     pad_token_id: int = 0
     problem_type: ProblemType = "single_label"
     output: str = "logits"
@@ -82,9 +86,14 @@ class Manifest:
 
     @property
     def files(self) -> tuple[FileEntry, ...]:
-        """Every file the manifest vouches for (graphs, tokenizer, validation data)."""
-        extra = (self.validation_data,) if self.validation_data is not None else ()
-        return (*self.variants.values(), self.tokenizer, *extra)
+        """Every file the manifest vouches for (graphs, tokenizer, validation data, drift
+        reference)."""
+        return (*self.variants.values(), self.tokenizer, *self.extras)
+
+    @property
+    def extras(self) -> tuple[FileEntry, ...]:
+        """The optional files beside the graphs and the tokenizer."""
+        return tuple(e for e in (self.validation_data, self.drift_reference) if e is not None)
 
     @property
     def checksum(self) -> str:
@@ -120,6 +129,9 @@ class Manifest:
                 tokenizer=FileEntry(**raw["tokenizer"]),
                 validation_data=(
                     FileEntry(**raw["validation_data"]) if raw.get("validation_data") else None
+                ),
+                drift_reference=(
+                    FileEntry(**raw["drift_reference"]) if raw.get("drift_reference") else None
                 ),
                 pad_token_id=int(raw.get("pad_token_id", 0)),
                 problem_type=raw.get("problem_type", "single_label"),

@@ -4,7 +4,8 @@ The cache is a bounded TTL cache (cachetools, behind a lock) keyed by the model'
 (name, version, weights checksum and variant) and the exact text, so a different model never
 serves another model's answers; those just age out. With Redis configured, a shared layer
 (`sharedcache.SharedPredictionCache`) sits behind it: what this process lacks is looked up there
-(and kept here), and every fresh answer is written to both.
+(and kept here), and every fresh answer is written to both. Fresh answers (not cache hits) are
+also handed to the `AnswerService.observers`, e.g. the drift window.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from cachetools import TTLCache
@@ -22,6 +23,9 @@ from clfserve.service.gateway import InferenceGateway
 from clfserve.service.metrics import ServiceMetrics
 
 CacheKey = tuple[str, str, str, str, str]
+Observer = Callable[[ModelInfo, Sequence[Prediction]], None]
+"""Told of every fresh model answer, on the event loop (e.g. the drift window); must be cheap
+and must not raise."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +109,7 @@ class AnswerService:
     metrics: ServiceMetrics
     shared: SharedCache | None = None
     """Ignored (None) while the local cache is off."""
+    observers: list[Observer] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.cache.enabled:
@@ -154,6 +159,8 @@ class AnswerService:
         self, info: ModelInfo, texts: Sequence[str], predictions: Sequence[Prediction]
     ) -> None:
         self.cache.put_many(info, texts, predictions)
+        for observe in self.observers:
+            observe(info, predictions)
         if self.shared is not None:
             await self.shared.put_many(info, texts, predictions)
 

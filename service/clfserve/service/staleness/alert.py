@@ -1,8 +1,10 @@
-"""Telling people the model turned stale: a WARNING log line and an optional JSON webhook."""
+"""Telling people the model turned stale (or its answers drifted): a WARNING log line and an
+optional JSON webhook."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import httpx
 
@@ -34,17 +36,21 @@ class Alerter:
             evaluation.value or 0.0, evaluation.threshold, data.source if data else "?",
             data.rows if data else 0,
         )  # fmt: skip
+        return self.post({"event": "model_stale", **evaluation.to_json()}, "staleness")
+
+    def post(self, payload: dict[str, Any], what: str) -> bool | None:
+        """POST ``payload`` to the webhook (blocking, bounded); True/False = outcome, None = no
+        webhook configured. ``what`` names the alert in log lines."""
         if self.webhook is None:
             return None
-        payload = {"event": "model_stale", **evaluation.to_json()}
         try:
             with httpx.Client(timeout=self.timeout_s, transport=self._transport) as client:
                 response = client.post(self.webhook, json=payload)
         except httpx.HTTPError as exc:
-            log.error("staleness alert to %s failed: %s: %s", self.webhook, type(exc).__name__, exc)
+            log.error("%s alert to %s failed: %s: %s", what, self.webhook, type(exc).__name__, exc)
             return False
         if response.is_error:
-            log.error("staleness alert to %s answered HTTP %d", self.webhook, response.status_code)
+            log.error("%s alert to %s answered HTTP %d", what, self.webhook, response.status_code)
             return False
-        log.info("staleness alert sent to %s (HTTP %d)", self.webhook, response.status_code)
+        log.info("%s alert sent to %s (HTTP %d)", what, self.webhook, response.status_code)
         return True

@@ -14,8 +14,12 @@ from litestar.handlers import HTTPRouteHandler
 
 from clfserve.service.context import ServiceContext
 from clfserve.service.model_state import Model, ModelStatus
+from clfserve.service.staleness.alert import Alerter
 from clfserve.service.staleness.cluster import ClusterSchedule
-from clfserve.service.staleness.gauges import StalenessGauges
+from clfserve.service.staleness.driftmonitor import DriftMonitor
+from clfserve.service.staleness.driftshare import SharedDriftWindows
+from clfserve.service.staleness.driftwindow import DriftWindow
+from clfserve.service.staleness.gauges import DriftGauges, StalenessGauges
 from clfserve.service.staleness.monitor import StalenessMonitor, Tracker
 from clfserve.service.staleness.routes import build_routes
 from clfserve.service.staleness.scheduler import StalenessScheduler, default_lock_path
@@ -33,6 +37,7 @@ class StalenessExtension:
     monitor: StalenessMonitor
     scheduler: StalenessScheduler
     routes: list[HTTPRouteHandler]
+    drift: DriftMonitor | None = None
 
     @asynccontextmanager
     async def lifespan(self, ctx: ServiceContext) -> AsyncIterator[None]:
@@ -49,12 +54,26 @@ class StalenessExtension:
             task.add_done_callback(evaluations.discard)
 
         ctx.follower.on_swap.append(evaluate_new_version)
+        checking = None
+        if self.drift is not None:
+            drift = self.drift
+
+            async def restart_window(model: Model) -> None:
+                """A new model's answers are compared with its own reference, from zero."""
+                drift.window.reset(model.info)
+                await drift.check()
+
+            interval = ctx.settings.staleness.drift_interval_s
+            checking = asyncio.create_task(drift.run_forever(interval), name="clfserve-drift")
+            ctx.follower.on_swap.append(restart_window)
         try:
             yield
         finally:
             starting.cancel()
             for task in evaluations:
                 task.cancel()
+            if checking is not None:
+                checking.cancel()
             self.scheduler.stop()
 
     async def _start_when_loaded(self, ctx: ServiceContext) -> None:
@@ -97,6 +116,27 @@ def install(
         lock_path or default_lock_path(ctx.settings.port),
         cluster,
     )
-    return StalenessExtension(
-        monitor, scheduler, build_routes(monitor, scheduler, ctx.settings.admin_token, cluster)
+    drift = drift_monitor(ctx)
+    routes = build_routes(monitor, scheduler, ctx.settings.admin_token, cluster, drift)
+    return StalenessExtension(monitor, scheduler, routes, drift)
+
+
+def drift_monitor(ctx: ServiceContext) -> DriftMonitor | None:
+    """The drift check of the app around ``ctx``, fed by its answer service; None when off."""
+    settings = ctx.settings.staleness
+    if settings.drift_window is None:
+        return None
+    window = DriftWindow(settings.drift_window, lambda: ctx.model.info)
+    ctx.answers.observers.append(window.observe)
+    shared = None
+    if ctx.redis is not None:  # a replica's window counts as live for three checks
+        shared = SharedDriftWindows(ctx.redis, 3 * settings.drift_interval_s)
+    return DriftMonitor(
+        window,
+        lambda: ctx.model.info,
+        DriftGauges(ctx.metrics.registry),
+        Alerter(settings.alert_webhook, settings.alert_timeout_s),
+        settings.drift_threshold,
+        settings.drift_min_samples,
+        shared,
     )

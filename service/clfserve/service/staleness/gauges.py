@@ -38,3 +38,20 @@ class StalenessGauges:
             "Evaluations that ended in error (data, model or MLflow)",
             registry=r,
         )
+
+
+class DriftGauges:
+    """Population stability index per drift signal, the verdict, its threshold, the count."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        def gauge(name: str, meaning: str, *labels: str) -> Gauge:
+            return Gauge(f"clfserve_drift_{name}", meaning, labels, registry=registry)
+
+        self.psi = gauge("psi", "Population stability index of live answers against the "
+                         "model's reference, by signal", "signal")  # fmt: skip
+        self.drifted = gauge("drifted", "1 when a drift signal is above the threshold, 0 when "
+                             "none is, -1 no verdict")  # fmt: skip
+        self.drifted.set(-1)
+        self.threshold = gauge("threshold", "Threshold the drift signals are compared with")
+        self.answers = gauge("window_answers", "Answers in the drift window at the last check "
+                             "(all replicas sharing Redis)")  # fmt: skip

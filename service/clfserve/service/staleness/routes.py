@@ -1,4 +1,5 @@
-"""``GET /staleness`` and ``POST /admin/evaluate`` (bearer token; absent token -> 404)."""
+"""``GET /staleness`` (with the label-free ``drift`` check) and ``POST /admin/evaluate`` (bearer
+token; absent token -> 404)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from clfserve.service import contract
 from clfserve.service.admin import check_admin
 from clfserve.service.openapi import documented
 from clfserve.service.staleness.cluster import ClusterSchedule
+from clfserve.service.staleness.driftmonitor import DriftMonitor
 from clfserve.service.staleness.monitor import StalenessMonitor
 from clfserve.service.staleness.scheduler import StalenessScheduler
 
@@ -30,6 +32,7 @@ def build_routes(
     scheduler: StalenessScheduler,
     admin_token: str | None,
     cluster: ClusterSchedule | None = None,
+    drift: DriftMonitor | None = None,
 ) -> list[HTTPRouteHandler]:
     settings = monitor.settings
 
@@ -37,6 +40,11 @@ def build_routes(
         "/staleness",
         tags=["model"],
         summary="Latest staleness evaluation and recent history",
+        description="`drift`: the label-free check of live answers against the model's "
+        "reference (label mix, confidence, tokens, truncation; population stability index), "
+        "null when `CLFSERVE_DRIFT_WINDOW` is off. `feedback_data`: which production labels "
+        "(`POST /feedback`) each evaluation also scores, null when off; each evaluation holds "
+        "that score under `feedback`, and `stale_on` names the data that found it stale.",
         **documented(contract.READ),
     )
     async def staleness() -> dict[str, Any]:
@@ -59,6 +67,7 @@ def build_routes(
             "shared": shared is not None,
             "latest": history[0] if history else None,
             "history": history,
+            "drift": await drift.check() if drift is not None else None,
         }
 
     @post(

@@ -179,6 +179,26 @@ class StalenessSettings:
         "in Redis; without, with `--workers N` one process (the one holding a file lock) runs "
         "it; `on` runs it in every process; `off` leaves it to a separate instance",
     )  # fmt: skip
+    drift_window: int | None = setting(
+        "CLFSERVE_DRIFT_WINDOW", 2000, optional(parse_int, "off", "none", "0"),
+        "label-free drift: the last N model answers of each replica are compared with the "
+        "model's reference (`drift` in `GET /staleness`), or `off`", check=at_least(1),
+    )  # fmt: skip
+    drift_min_samples: int = setting(
+        "CLFSERVE_DRIFT_MIN_SAMPLES", 200, parse_int,
+        "answers in the window (all replicas together) before a drift verdict",
+        check=at_least(1),
+    )  # fmt: skip
+    drift_threshold: float = setting(
+        "CLFSERVE_DRIFT_THRESHOLD", 0.2, parse_float,
+        "drifted when the population stability index of any signal is above this (0.1 "
+        "moderate, 0.2 significant shift)", check=above(0),
+    )  # fmt: skip
+    drift_interval_s: float = setting(
+        "CLFSERVE_DRIFT_INTERVAL", 30.0, parse_duration,
+        "seconds between drift checks (gauges, shared window in Redis, alert)",
+        check=above(0),
+    )  # fmt: skip
 
     def replace(self, **changes: Any) -> StalenessSettings:
         """A checked copy with ``changes`` (tests)."""

@@ -166,7 +166,7 @@ class StalenessMonitor:
         if evaluation.scope == "feedback" and source.rows < self.settings.feedback_min:
             evaluation.skipped = (
                 f"too few production labels: {source.rows} ({source.window}); at least "
-                f"{self.settings.feedback_min} needed (CLFSERVE_STALENESS_FEEDBACK_MIN)"
+                f"{self.settings.feedback_min} needed"
             )
             return
         check_labels(dataset, info.labels)  # foreign labels: an error, never a verdict

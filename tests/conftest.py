@@ -104,6 +104,15 @@ def tiny_artefact(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactor
     return output
 
 
+@pytest.fixture(autouse=True)
+def clfserve_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every test has a clfserve home of its own, so nothing (a default feedback database, a
+    model cache) lands in the working directory; fixtures and tests may point it elsewhere."""
+    monkeypatch.setenv("CLFSERVE_HOME", str(tmp_path_factory.mktemp("home")))
+
+
 @pytest.fixture
 def mlflow_tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh sqlite MLflow tracking URI (and CLFSERVE_HOME) under ``tmp_path``, set in env."""

@@ -44,7 +44,7 @@ def client(app: Litestar) -> Iterator[Client]:
 
 def test_public_surface() -> None:
     assert sorted(clfserve.client.__all__) == [
-        "ApiError", "AsyncClient", "BatchPrediction", "Client", "ClientError", "Health",
+        "ApiError", "AsyncClient", "BatchPrediction", "Client", "ClientError", "Feedback", "Health",
         "InvalidRequest", "ModelInfo", "ModelRef", "NotAuthorized", "Prediction", "RateLimited",
         "RetryPolicy", "ServerError", "Unavailable",
     ]  # fmt: skip
@@ -60,6 +60,16 @@ def test_predict_returns_a_typed_answer(client: Client) -> None:
     assert (answer.model.name, answer.model.version, answer.cached) == ("fake-sentiment", "v1",
                                                                          False)  # fmt: skip
     assert client.predict("a good movie").cached is True
+
+
+def test_feedback_names_the_answer_it_corrects(client: Client) -> None:
+    answer = client.predict("a good movie")
+    assert answer.prediction_id is not None
+    stored = client.feedback("a good movie", "negative", answer.prediction_id)
+    assert (stored.model_version, stored.predicted) == ("v1", "positive")
+    assert client.feedback("dull", "negative").id == stored.id + 1
+    with pytest.raises(InvalidRequest, match="negative, positive"):
+        client.feedback("dull", "neutral")
 
 
 def test_batch_model_and_health(client: Client) -> None:

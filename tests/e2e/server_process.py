@@ -86,7 +86,10 @@ def running_server(
     """A `clfserve serve` on a free 127.0.0.1 port with ``env`` added; stopped on exit."""
     port = free_port()
     log = log_dir / f"server-{port}.log"
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("CLFSERVE_")}
+    # Only the test's own clfserve home (a temporary folder) is passed on, so a server's data
+    # (local model copies, the feedback database) never lands in the working directory.
+    environment = {k: v for k, v in os.environ.items()
+                   if not k.startswith("CLFSERVE_") or k == "CLFSERVE_HOME"}  # fmt: skip
     # The staleness monitor (its own tests) would evaluate in the background: keep it out.
     environment["CLFSERVE_STALENESS_ENABLED"] = "false"
     environment.update(env)

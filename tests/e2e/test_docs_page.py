@@ -30,7 +30,7 @@ CHROMIUM_FLAGS = [
 WAIT_MS = 30_000
 """Bound of every wait on the page."""
 ROUTES = ["/predict", "/batch_predict", "/health/live", "/health/ready", "/metrics", "/model",
-          "/admin/reload"]  # fmt: skip
+          "/admin/reload", "/feedback"]  # fmt: skip
 PREDICT = "#operations-predict-PredictPredict"
 TEXT = "a gorgeous, witty, seductive movie"
 
@@ -91,6 +91,7 @@ def test_docs_page_renders_offline_and_try_it_out_predicts(server: Server, tmp_p
     assert answer["label"] in ("negative", "positive")
     assert set(answer["scores"]) == {"negative", "positive"}
     assert answer["model"]["name"] == "clfserve-sentiment"
+    assert answer["prediction_id"].startswith("p1.")
     assert "x-model-version" in shown_answer
     elsewhere = [url for url in requested if not url.startswith(f"{server.url}/")]
     assert not elsewhere, f"the page reached other hosts: {elsewhere}"

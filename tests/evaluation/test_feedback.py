@@ -10,8 +10,10 @@ import pytest
 from clfserve.evaluation.feedback import (
     FeedbackStore,
     FeedbackStoreError,
+    FeedbackWindow,
     as_dataset,
     default_url,
+    feedback_data,
 )
 
 
@@ -61,3 +63,25 @@ def test_an_unusable_database_is_a_clear_error(tmp_path: Path) -> None:
         FeedbackStore(f"sqlite:///{blocker}/sub/feedback.db")
     with pytest.raises(FeedbackStoreError, match="feedback database"):
         FeedbackStore("nosuchdialect://x")
+
+
+def test_a_window_selects_by_count_and_age_and_names_what_it_took(tmp_path: Path) -> None:
+    store = FeedbackStore(default_url(tmp_path))
+    for i in range(6):
+        store.add(f"text {i}", "positive" if i % 2 else "negative")
+    now = datetime.now(UTC)
+    dataset, source = feedback_data(store, FeedbackWindow(last=4), now)
+    assert dataset.texts == ("text 2", "text 3", "text 4", "text 5")
+    assert (source.source, source.rows) == ("feedback", 4)
+    assert str(source.window).startswith("latest 4: ids 3-6, ")
+    everything, all_source = feedback_data(store, FeedbackWindow(last=None), now)
+    assert len(everything) == 6
+    assert str(all_source.window).startswith("all: ids 1-6")
+    recent, _ = feedback_data(store, FeedbackWindow(last=2, days=1), now)
+    assert recent.texts == ("text 4", "text 5")
+    later = now + timedelta(days=2)  # every row is now older than a day
+    old, old_source = feedback_data(store, FeedbackWindow(last=None, days=1), later)
+    assert (len(old), old_source.rows, old_source.window) == (0, 0, "all of the last 1 days")
+    store.add("text 6", "negative")
+    _, moved = feedback_data(store, FeedbackWindow(last=4), now)
+    assert moved.checksum != source.checksum

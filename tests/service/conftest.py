@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from litestar import Litestar
@@ -10,7 +10,9 @@ from litestar.testing import TestClient
 from service_fakes import AppFactory, FakePredictor, loader_for, quiet, ready_client
 
 from clfserve.service import create_app
-from clfserve.service.model_state import Model
+from clfserve.service.gateway import InferenceGateway
+from clfserve.service.metrics import ServiceMetrics
+from clfserve.service.model_state import Model, ModelState
 
 
 @pytest.fixture
@@ -42,3 +44,13 @@ def client(make_app: AppFactory) -> Iterator[TestClient[Litestar]]:
         yield c
     finally:
         c.__exit__(None, None, None)
+
+
+@pytest.fixture
+async def gateway() -> AsyncIterator[InferenceGateway]:
+    """A started gateway serving a `FakePredictor` (async tests, ``pytest.mark.anyio``)."""
+    gateway = InferenceGateway(ModelState(uri="fake"), ServiceMetrics())
+    await gateway.start()
+    gateway.state.ready(FakePredictor())
+    yield gateway
+    await gateway.stop()

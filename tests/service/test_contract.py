@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -79,6 +80,7 @@ def test_every_route_documents_its_statuses_and_headers(client: TestClient[Lites
         ("/model", "get"): {"200", "429"},
         ("/metrics", "get"): {"200"},
         ("/admin/reload", "post"): {"200", "401", "403", "404", "429"},
+        ("/feedback", "post"): {"201", "400", "401", "413", "422", "429", "503"},
     }
     for (path, method), expected in statuses.items():
         responses = paths[path][method]["responses"]
@@ -182,3 +184,28 @@ def test_admin_refusals_match_the_document(
         client.__exit__(None, None, None)
     assert response.status_code == status
     assert response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "body", "status"),
+    [
+        ({}, {"text": "fine", "label": "positive"}, 201),
+        ({}, {"text": "fine", "label": "neutral"}, 422),
+        ({}, {"text": "fine", "label": "positive", "prediction_id": "p1.a.b.c.d"}, 422),
+        ({"feedback_token": "t"}, {"text": "fine", "label": "positive"}, 401),
+        (
+            {"feedback_db": "sqlite:////dev/null/feedback.db"},
+            {"text": "f", "label": "positive"},
+            503,
+        ),
+    ],
+)
+def test_feedback_answers_match_the_document(
+    make_app: AppFactory, tmp_path: Path, changes: dict[str, Any], body: Any, status: int
+) -> None:
+    client = ready_client(make_app(**{"feedback_db": f"sqlite:///{tmp_path}/f.db", **changes}))
+    try:
+        response = validate(client, "/feedback", "POST", body=body, send={"json": body})
+    finally:
+        client.__exit__(None, None, None)
+    assert response.status_code == status, response.text

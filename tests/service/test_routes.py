@@ -36,7 +36,9 @@ def test_predict_answers_with_label_scores_and_model(
         "truncated": False,
         "cached": False,
         "model": {"name": "fake-sentiment", "version": "v1"},
+        "prediction_id": body["prediction_id"],
     }
+    assert body["prediction_id"].startswith("p1.")
     assert response.headers["x-model-version"] == "v1"
     assert fake.calls == [["a good movie"]]
 

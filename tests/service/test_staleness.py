@@ -7,7 +7,7 @@ import dataclasses
 import json
 import socket
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -180,8 +180,9 @@ def test_healthy_above_threshold_and_visible_everywhere(fake: FakePredictor, dat
 def test_staleness_route_shape(fake: FakePredictor, data: Path) -> None:
     for client in monitored(fake, data, threshold=0.75):
         body = client.get("/staleness").json()
-        assert set(body) == {"metric", "threshold", "validation_data", "schedule", "evaluating",
-                             "shared", "latest", "history", "drift"}  # fmt: skip
+        assert set(body) == {"metric", "threshold", "validation_data", "feedback_data",
+                             "schedule", "evaluating", "shared", "latest", "history",
+                             "drift"}  # fmt: skip
         assert body["shared"] is False  # no Redis: this replica's own results
         assert (body["metric"], body["threshold"], body["validation_data"]) == (
             "f1", 0.75, str(data),
@@ -296,15 +297,6 @@ class RecordingAlerter(Alerter):
     def notify(self, evaluation: Evaluation) -> bool | None:
         self.notified.append(evaluation)
         return None
-
-
-@pytest.fixture
-async def gateway() -> AsyncIterator[InferenceGateway]:
-    gateway = InferenceGateway(ModelState(uri="fake"), ServiceMetrics())
-    await gateway.start()
-    gateway.state.ready(FakePredictor())
-    yield gateway
-    await gateway.stop()
 
 
 def monitor_of(

@@ -136,3 +136,50 @@ def test_by_default_the_model_is_scored_on_its_own_validation_data(
     assert result["data"]["checksum"] == manifest.validation_data.sha256
     assert result["data"]["rows"] == result["n_samples"] == rows
     assert result["tracking"]["status"] == "logged"
+
+
+def test_the_score_on_production_labels_is_a_run_of_its_own_and_tags_the_version(
+    tiny_artefact: Path, mlflow_tracking: str, tmp_path: Path
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from clfserve.evaluation.feedback import FeedbackStore, default_url
+
+    version = register(tiny_artefact, mlflow_tracking)
+    # Ten production labels (here, the opposite of the validation data's), scored at threshold 0.
+    store = FeedbackStore(default_url(tmp_path / "clfserve-home"))  # the home mlflow_tracking set
+    try:
+        for text in POSITIVE:
+            store.add(text, "negative")
+        for text in NEGATIVE:
+            store.add(text, "positive")
+    finally:
+        store.close()
+    staleness = StalenessSettings().replace(
+        scheduler="off", initial_delay_s=None, threshold=0.0, feedback_min=10,
+        validation_data=str(validation_csv(tmp_path / "validation.csv")),
+    )  # fmt: skip
+    settings = quiet(model_uri=f"models:/{NAME}@champion", device="cpu", threads=1,
+                     staleness=staleness, admin_token=TOKEN)  # fmt: skip
+    client = ready_client(create_app(settings))
+    try:
+        response = client.post("/admin/evaluate", headers={"Authorization": f"Bearer {TOKEN}"})
+    finally:
+        client.__exit__(None, None, None)
+    result = response.json()
+    feedback = result["feedback"]
+    assert (result["status"], feedback["n_samples"]) == ("healthy", 10)
+    assert feedback["tracking"]["status"] == "logged"
+
+    mlflow = MlflowClient(tracking_uri=mlflow_tracking, registry_uri=mlflow_tracking)
+    run = mlflow.get_run(feedback["tracking"]["run_id"])
+    assert run.data.tags["clfserve.scope"] == "feedback"
+    assert run.data.params["data_source"] == "feedback"
+    assert run.data.params["data_window"].startswith("latest 500: ids 1-10")
+    assert run.data.metrics["accuracy"] == pytest.approx(feedback["accuracy"])
+    validation_run = mlflow.get_run(result["tracking"]["run_id"])
+    assert validation_run.data.tags["clfserve.scope"] == "validation"
+    tags = mlflow.get_model_version(NAME, version).tags
+    assert tags["stale_feedback_run_id"] == run.info.run_id
+    assert tags["stale_run_id"] == validation_run.info.run_id
+    assert (tags["stale_feedback"], tags["stale"], result["stale_on"]) == ("false", "false", [])

@@ -143,10 +143,11 @@ def _once(config: RetrainConfig) -> int:
 
 def config_from(args: argparse.Namespace) -> RetrainConfig:
     """The `RetrainConfig` the parsed ``args`` describe (the feedback store resolved)."""
-    from clfserve.evaluation.feedback import default_url
+    from clfserve.service.feedback import feedback_url
 
     home = _home()
-    url = args.feedback_db or os.environ.get(FEEDBACK_DB_ENV) or default_url(home.resolve())
+    configured = args.feedback_db or os.environ.get(FEEDBACK_DB_ENV)
+    url = feedback_url(None if configured in (None, "", "default") else configured)
     return _from_args(
         RetrainConfig, args, feedback_url=url, release=_release_config(args),
         export=_export_config(args, Path(), Path(), None, None), home=home,

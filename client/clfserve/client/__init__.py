@@ -22,7 +22,14 @@ from clfserve.client.errors import (
     ServerError,
     Unavailable,
 )
-from clfserve.client.results import BatchPrediction, Health, ModelInfo, ModelRef, Prediction
+from clfserve.client.results import (
+    BatchPrediction,
+    Feedback,
+    Health,
+    ModelInfo,
+    ModelRef,
+    Prediction,
+)
 from clfserve.client.retry import RetryPolicy
 from clfserve.client.sync import Client
 
@@ -32,6 +39,7 @@ __all__ = [
     "BatchPrediction",
     "Client",
     "ClientError",
+    "Feedback",
     "Health",
     "InvalidRequest",
     "ModelInfo",

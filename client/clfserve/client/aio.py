@@ -11,7 +11,7 @@ import httpx
 
 from clfserve.client import calls
 from clfserve.client.errors import ApiError
-from clfserve.client.results import BatchPrediction, Health, ModelInfo, Prediction
+from clfserve.client.results import BatchPrediction, Feedback, Health, ModelInfo, Prediction
 from clfserve.client.retry import RetryPolicy
 
 T = TypeVar("T")
@@ -41,6 +41,11 @@ class AsyncClient:
     async def batch_predict(self, texts: Sequence[str]) -> BatchPrediction:
         """``POST /batch_predict``: answers in the order of ``texts``."""
         return await self._send(calls.batch_predict(texts))
+
+    async def feedback(self, text: str, label: str, prediction_id: str | None = None) -> Feedback:
+        """``POST /feedback``: the right ``label`` of ``text``, naming the answer it corrects by
+        its ``prediction_id`` when given; returns the stored row."""
+        return await self._send(calls.feedback(text, label, prediction_id))
 
     async def model(self) -> ModelInfo:
         """``GET /model``: what is being served."""

@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar
 import httpx
 
 from clfserve.client.errors import ApiError, error_for
-from clfserve.client.results import BatchPrediction, Health, ModelInfo, Prediction
+from clfserve.client.results import BatchPrediction, Feedback, Health, ModelInfo, Prediction
 from clfserve.client.retry import parse_retry_after
 
 T = TypeVar("T")
@@ -35,6 +35,13 @@ def predict(text: str) -> Call[Prediction]:
 
 def batch_predict(texts: Sequence[str]) -> Call[BatchPrediction]:
     return Call("POST", "/batch_predict", BatchPrediction.from_json, json={"texts": list(texts)})
+
+
+def feedback(text: str, label: str, prediction_id: str | None) -> Call[Feedback]:
+    body = {"text": text, "label": label}
+    if prediction_id is not None:
+        body["prediction_id"] = prediction_id
+    return Call("POST", "/feedback", Feedback.from_json, json=body, ok=frozenset({201}))
 
 
 def model() -> Call[ModelInfo]:

@@ -29,9 +29,12 @@ class Prediction:
     truncated: bool
     cached: bool
     model: ModelRef
+    prediction_id: str | None = None
+    """Names this answer when posting feedback on it (None from servers older than that)."""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Prediction:
+        prediction_id = data.get("prediction_id")
         return cls(
             label=str(data["label"]),
             score=float(data["score"]),
@@ -39,6 +42,28 @@ class Prediction:
             truncated=bool(data["truncated"]),
             cached=bool(data["cached"]),
             model=ModelRef.from_json(data["model"]),
+            prediction_id=None if prediction_id is None else str(prediction_id),
+        )
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """``POST /feedback``: the stored row's id and time; with a ``prediction_id``, the model
+    version and label of the answer it named (else None)."""
+
+    id: int
+    received_at: str
+    model_version: str | None
+    predicted: str | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Feedback:
+        version, predicted = data.get("model_version"), data.get("predicted")
+        return cls(
+            id=int(data["id"]),
+            received_at=str(data["received_at"]),
+            model_version=None if version is None else str(version),
+            predicted=None if predicted is None else str(predicted),
         )
 
 

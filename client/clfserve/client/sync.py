@@ -11,7 +11,7 @@ import httpx
 
 from clfserve.client import calls
 from clfserve.client.errors import ApiError
-from clfserve.client.results import BatchPrediction, Health, ModelInfo, Prediction
+from clfserve.client.results import BatchPrediction, Feedback, Health, ModelInfo, Prediction
 from clfserve.client.retry import RetryPolicy
 
 T = TypeVar("T")
@@ -42,6 +42,11 @@ class Client:
     def batch_predict(self, texts: Sequence[str]) -> BatchPrediction:
         """``POST /batch_predict``: answers in the order of ``texts``."""
         return self._send(calls.batch_predict(texts))
+
+    def feedback(self, text: str, label: str, prediction_id: str | None = None) -> Feedback:
+        """``POST /feedback``: the right ``label`` of ``text``, naming the answer it corrects by
+        its ``prediction_id`` when given; returns the stored row."""
+        return self._send(calls.feedback(text, label, prediction_id))
 
     def model(self) -> ModelInfo:
         """``GET /model``: what is being served."""

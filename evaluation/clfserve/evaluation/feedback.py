@@ -11,10 +11,11 @@ version. Rows are only ever appended; nothing accepted is rewritten or dropped.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from clfserve.evaluation.datasets import Dataset
+from clfserve.evaluation.sources import DataSource
 from clfserve.runtime.errors import ClfserveError
 
 FEEDBACK_FILE = "feedback.db"
@@ -71,6 +73,48 @@ def default_url(home: Path) -> str:
 def as_dataset(items: Sequence[Feedback], name: str = "feedback") -> Dataset:
     """The feedback as a labelled dataset, in the order given."""
     return Dataset(tuple(f.text for f in items), tuple(f.label for f in items), name=name)
+
+
+@dataclass(frozen=True)
+class FeedbackWindow:
+    """Which stored labels an evaluation uses: the newest ``last`` rows, of those received in
+    the last ``days`` days (None: no such bound; both None: every row)."""
+
+    last: int | None = 500
+    days: float | None = None
+
+    def describe(self) -> str:
+        parts = [f"latest {self.last}" if self.last is not None else "all"]
+        if self.days is not None:
+            parts.append(f"of the last {self.days:g} days")
+        return " ".join(parts)
+
+    def rows(self, store: FeedbackStore, now: datetime | None = None) -> list[Feedback]:
+        if self.days is None:
+            return store.all() if self.last is None else store.latest(self.last)
+        rows = store.since((now or datetime.now(UTC)) - timedelta(days=self.days))
+        return rows if self.last is None else rows[-self.last :]
+
+
+def feedback_data(
+    store: FeedbackStore, window: FeedbackWindow, now: datetime | None = None
+) -> tuple[Dataset, DataSource]:
+    """The labels ``window`` selects as a dataset, and where they came from: source
+    ``feedback``, a sha256 of the rows (ids, texts, labels), the row count and the window with
+    the ids and times it spans."""
+    items = window.rows(store, now)
+    digest = hashlib.sha256()
+    for item in items:
+        digest.update(f"{item.id}\x1f{item.text}\x1f{item.label}\x1e".encode())
+    span = window.describe()
+    if items:
+        first, final = items[0], items[-1]
+        span += (
+            f": ids {first.id}-{final.id}, {first.received_at.isoformat(timespec='seconds')} "
+            f"to {final.received_at.isoformat(timespec='seconds')}"
+        )
+    dataset = as_dataset(items)
+    return dataset, DataSource("feedback", digest.hexdigest(), len(items), span)
 
 
 class FeedbackStore:

@@ -33,11 +33,13 @@ MODEL_DATA = "model"
 
 @dataclass(frozen=True)
 class DataSource:
-    """Where an evaluation's texts came from: a readable name, a sha256 of them, the row count."""
+    """Where an evaluation's texts came from: a readable name, a sha256 of them, the row count,
+    and for data that grows (production labels) which part of it was used."""
 
     source: str
     checksum: str
     rows: int
+    window: str | None = None
 
 
 def evaluation_data(

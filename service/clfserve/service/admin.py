@@ -1,4 +1,5 @@
-"""Who may call the admin routes: a bearer token, compared in constant time."""
+"""Who may call the admin routes (and, when it has a token, ``POST /feedback``): a bearer
+token, compared in constant time."""
 
 from __future__ import annotations
 
@@ -18,11 +19,22 @@ def check_admin(request: Request[Any, Any, Any], token: str | None) -> None:
     403 with a wrong one."""
     if token is None:
         raise NotFoundException("admin routes are disabled (set CLFSERVE_ADMIN_TOKEN)")
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not given.strip():
+    given = bearer(request)
+    if given is None:
         raise NotAuthorizedException(
             "send Authorization: Bearer <CLFSERVE_ADMIN_TOKEN>",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    if not hmac.compare_digest(given.strip().encode(), token.encode()):
+    if not same_token(given, token):
         raise PermissionDeniedException("wrong admin token")
+
+
+def bearer(request: Request[Any, Any, Any]) -> str | None:
+    """The token of an ``Authorization: Bearer ...`` header, or None."""
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return given.strip() if scheme.lower() == "bearer" and given.strip() else None
+
+
+def same_token(given: str, token: str) -> bool:
+    """Compared in constant time."""
+    return hmac.compare_digest(given.encode(), token.encode())

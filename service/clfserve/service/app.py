@@ -33,6 +33,7 @@ from litestar.types import Message, Scope
 from clfserve.runtime import ClfserveError
 from clfserve.service.context import ServiceContext
 from clfserve.service.errors import error_response, throttled_handler
+from clfserve.service.feedback_routes import build_feedback_routes
 from clfserve.service.loading import load_model
 from clfserve.service.metrics import MetricsMiddleware
 from clfserve.service.model_state import Model
@@ -92,6 +93,7 @@ def create_app(
             loading.cancel()
             await ctx.follower.stop()
             await ctx.gateway.stop()
+            ctx.feedback.close()
 
     async def add_version_header(message: Message, scope: Scope) -> None:
         if message["type"] == "http.response.start":
@@ -109,7 +111,7 @@ def create_app(
         )
 
     return Litestar(
-        route_handlers=[*build_routes(ctx), *route_handlers],
+        route_handlers=[*build_routes(ctx), *build_feedback_routes(ctx), *route_handlers],
         middleware=middleware,
         exception_handlers={
             TooManyRequestsException: throttled_handler(count_throttled),

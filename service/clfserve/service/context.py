@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from clfserve.service.answers import AnswerService, PredictionCache
+from clfserve.service.feedback import FeedbackDesk, feedback_url
 from clfserve.service.gateway import InferenceGateway
 from clfserve.service.limiter import RateLimiter
 from clfserve.service.metrics import ServiceMetrics
 from clfserve.service.model_state import ModelState
+from clfserve.service.predictionid import PredictionIds
 from clfserve.service.redislink import RedisLink
 from clfserve.service.releases import ModelFollower
 from clfserve.service.settings import Settings
@@ -25,6 +27,10 @@ class ServiceContext:
     answers: AnswerService
     metrics: ServiceMetrics
     follower: ModelFollower
+    feedback: FeedbackDesk
+    """Production labels (``POST /feedback``), also scored by the staleness monitor."""
+    ids: PredictionIds
+    """Mints the ``prediction_id`` of every answer and reads those posted back."""
     redis: RedisLink | None = None
     """The Redis every replica shares (``CLFSERVE_REDIS_URL``), or None: all state is local."""
     limiter: RateLimiter | None = None
@@ -63,4 +69,8 @@ class ServiceContext:
         limiter = None
         if settings.rate_limit is not None:
             limiter = RateLimiter(settings.rate_limit, redis, settings.rate_limit_fallback)
-        return cls(settings, model, gateway, answers, metrics, follower, redis, limiter)
+        feedback = FeedbackDesk(feedback_url(settings.feedback_db))
+        ids = PredictionIds(settings.prediction_id_key)
+        return cls(
+            settings, model, gateway, answers, metrics, follower, feedback, ids, redis, limiter
+        )

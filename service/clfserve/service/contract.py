@@ -64,8 +64,24 @@ NO_TOKEN = Failure(401, "admin route without `Authorization: Bearer ...`", (WWW_
 WRONG_TOKEN = Failure(403, "admin route with a wrong token")
 ADMIN_OFF = Failure(404, "admin route while `CLFSERVE_ADMIN_TOKEN` is unset")
 
+UNKNOWN_LABEL = Failure(
+    422,
+    "`/feedback` with a label the model does not have, or a `prediction_id` the service "
+    "did not issue",
+)
+FEEDBACK_TOKEN = Failure(
+    401, "`/feedback` without `Authorization: Bearer $CLFSERVE_FEEDBACK_TOKEN` (when that is set)"
+    " or with a wrong one", (WWW_AUTHENTICATE,),
+)  # fmt: skip
+FEEDBACK_DOWN = Failure(
+    503, "the feedback database is unreachable (`/feedback`): `Retry-After: 5`", (RETRY_AFTER,)
+)
+
 PREDICT = (BAD_BODY, TOO_LARGE, INVALID, THROTTLED, NO_MODEL, OVERLOADED)
 """``POST /predict`` and ``POST /batch_predict``."""
+FEEDBACK = (BAD_BODY, TOO_LARGE, INVALID, UNKNOWN_LABEL, FEEDBACK_TOKEN, THROTTLED, NO_MODEL,
+            FEEDBACK_DOWN)  # fmt: skip
+"""``POST /feedback``."""
 READ = (THROTTLED,)
 """Rate-limited reads: ``GET /model``, ``GET /staleness``."""
 READY = (NOT_READY,)
@@ -73,8 +89,8 @@ ADMIN = (NO_TOKEN, WRONG_TOKEN, ADMIN_OFF, THROTTLED)
 EXEMPT = ()
 """``/health/live`` and ``/metrics``: never throttled, always 200."""
 
-TABLE = (INVALID, BAD_BODY, TOO_LARGE, THROTTLED, NO_MODEL, OVERLOADED, NO_TOKEN, WRONG_TOKEN,
-         ADMIN_OFF)  # fmt: skip
+TABLE = (INVALID, UNKNOWN_LABEL, BAD_BODY, TOO_LARGE, THROTTLED, NO_MODEL, OVERLOADED,
+         FEEDBACK_DOWN, FEEDBACK_TOKEN, NO_TOKEN, WRONG_TOKEN, ADMIN_OFF)  # fmt: skip
 """The README's error table, in its order."""
 
 

@@ -12,6 +12,7 @@ The core (gateway, micro-batcher, model state) raises domain errors and knows no
     InvalidRequest (422)    well-formed JSON that breaks the schema or a limit
     InvalidInput -> 422     a text the runtime cannot classify
     ModelUnavailable -> 503 with Retry-After: 5
+    FeedbackStoreError -> 503 "feedback not stored: ..." with Retry-After: 5
     Overloaded -> 503       with Retry-After: 1
     other ClfserveError -> 503 "model error: ..."; anything else -> 500 with a generic detail
                             (the traceback goes to the log, never to the client)
@@ -33,6 +34,7 @@ from litestar.status_codes import (
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 
+from clfserve.evaluation.feedback import FeedbackStoreError
 from clfserve.runtime import ClfserveError, InvalidInput
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,10 @@ def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[
     if isinstance(exc, ModelUnavailable | Overloaded):
         headers = {"Retry-After": str(exc.retry_after_s)}
         return _json(HTTP_503_SERVICE_UNAVAILABLE, str(exc), headers)
+    if isinstance(exc, FeedbackStoreError):
+        log.error("%s %s: %s", request.method, request.url.path, exc)
+        headers = {"Retry-After": str(ModelUnavailable.retry_after_s)}
+        return _json(HTTP_503_SERVICE_UNAVAILABLE, f"feedback not stored: {exc}", headers)
     if isinstance(exc, InvalidInput):
         return _json(HTTP_422_UNPROCESSABLE_ENTITY, str(exc))
     if isinstance(exc, ClfserveError):

@@ -68,6 +68,10 @@ class ServiceMetrics:
             "clfserve_throttled_requests", "Requests refused by the rate limit", ["route"],
             registry=r,
         )  # fmt: skip
+        self.feedback = Counter(
+            "clfserve_feedback", "Labels posted to /feedback, by outcome (stored, invalid, "
+            "unauthorized, unavailable)", ["outcome"], registry=r,
+        )  # fmt: skip
         self.reloads = Counter(
             "clfserve_model_reloads", "Checks for a new model version, by what they did",
             ["result"], registry=r,

@@ -55,7 +55,10 @@ def build_routes(ctx: ServiceContext) -> list[HTTPRouteHandler]:
     async def predict(request: Request[Any, Any, Any]) -> PredictionOut:
         text = decode_predict(await request.body(), limits)
         info, answer = await ctx.answers.answer(text)
-        return prediction_out(answer.prediction, answer.cached, _ref(info))
+        label = answer.prediction.label
+        return prediction_out(
+            answer.prediction, answer.cached, _ref(info), ctx.ids.mint(info.version, label)
+        )
 
     @post(
         "/batch_predict",
@@ -72,7 +75,13 @@ def build_routes(ctx: ServiceContext) -> list[HTTPRouteHandler]:
         info, answers = await ctx.answers.answer_many(texts)
         ref = _ref(info)
         return BatchPredictionOut(
-            predictions=[prediction_out(a.prediction, a.cached, ref) for a in answers], model=ref
+            predictions=[
+                prediction_out(
+                    a.prediction, a.cached, ref, ctx.ids.mint(info.version, a.prediction.label)
+                )
+                for a in answers
+            ],
+            model=ref,
         )
 
     @get(

@@ -42,6 +42,8 @@ class PredictionOut(msgspec.Struct):
     truncated: bool
     cached: bool
     model: ModelRef
+    prediction_id: str
+    """Names this answer in ``POST /feedback`` (a fresh one on every answer, cached or not)."""
 
 
 class BatchPredictionOut(msgspec.Struct):
@@ -80,7 +82,9 @@ class ModelOut(msgspec.Struct):
     """The latest version tried after the alias moved: version, status, reason, at."""
 
 
-def prediction_out(prediction: Prediction, cached: bool, model: ModelRef) -> PredictionOut:
+def prediction_out(
+    prediction: Prediction, cached: bool, model: ModelRef, prediction_id: str
+) -> PredictionOut:
     return PredictionOut(
         label=prediction.label,
         score=prediction.score,
@@ -88,6 +92,7 @@ def prediction_out(prediction: Prediction, cached: bool, model: ModelRef) -> Pre
         truncated=prediction.truncated,
         cached=cached,
         model=model,
+        prediction_id=prediction_id,
     )
 
 
@@ -138,7 +143,7 @@ _PREDICT = msgspec.json.Decoder(PredictRequest)
 _BATCH = msgspec.json.Decoder(BatchPredictRequest)
 
 
-def _decode(decoder: msgspec.json.Decoder[Any], body: bytes, example: str) -> Any:
+def decode_json(decoder: msgspec.json.Decoder[Any], body: bytes, example: str) -> Any:
     if not body.strip():
         raise BadRequest(f"request body is empty; expected JSON like {example}")
     try:
@@ -172,13 +177,13 @@ def check_text(text: str, limits: Limits, where: str) -> str:
 
 def decode_predict(body: bytes, limits: Limits) -> str:
     """The text of a ``/predict`` body, or `BadRequest`/`InvalidRequest` saying what is wrong."""
-    request: PredictRequest = _decode(_PREDICT, body, '{"text": "..."}')
+    request: PredictRequest = decode_json(_PREDICT, body, '{"text": "..."}')
     return check_text(request.text, limits, "text")
 
 
 def decode_batch(body: bytes, limits: Limits) -> list[str]:
     """The texts of a ``/batch_predict`` body, checked item by item."""
-    request: BatchPredictRequest = _decode(_BATCH, body, '{"texts": ["...", "..."]}')
+    request: BatchPredictRequest = decode_json(_BATCH, body, '{"texts": ["...", "..."]}')
     texts = request.texts
     if not texts:
         raise InvalidRequest("texts must not be an empty list")

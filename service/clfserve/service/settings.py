@@ -99,6 +99,13 @@ def valid_redis_url(value: Any) -> str | None:
     return "expected redis://HOST:PORT/DB, rediss://HOST:PORT/DB or unix:///PATH"
 
 
+def valid_database_url(value: Any) -> str | None:
+    scheme, sep, _ = str(value).partition("://")
+    if value is None or (sep and scheme):
+        return None
+    return "expected an SQLAlchemy URL: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
+
+
 def valid_log_level(value: Any) -> str | None:
     return None if value in LOG_LEVELS else f"expected one of {', '.join(LOG_LEVELS)}"
 
@@ -228,6 +235,22 @@ class Settings:
         "CLFSERVE_ADMIN_TOKEN", None, optional(parse_str, "off", "none"),
         "Bearer token for `POST /admin/evaluate` and `POST /admin/reload`; unset = admin routes "
         "disabled (404)",
+    )  # fmt: skip
+    feedback_db: str | None = setting(
+        "CLFSERVE_FEEDBACK_DB", None, optional(parse_str, "default"),
+        "SQLAlchemy URL of the production labels `POST /feedback` stores (and the staleness "
+        "monitor scores); replicas share one with `postgresql+psycopg://USER:PASSWORD@HOST/DB` "
+        "(the driver must be installed)", check=valid_database_url, shown="`<home>/feedback.db`",
+    )  # fmt: skip
+    feedback_token: str | None = setting(
+        "CLFSERVE_FEEDBACK_TOKEN", None, optional(parse_str, "off", "none"),
+        "Bearer token `POST /feedback` requires (401 without it); unset = anyone may post",
+        shown="off",
+    )  # fmt: skip
+    prediction_id_key: str | None = setting(
+        "CLFSERVE_PREDICTION_ID_KEY", None, optional(parse_str, "off", "none"),
+        "secret that signs `prediction_id`s (give every replica the same); unset = a built-in "
+        "key: edited ids are refused, but anyone could mint one", shown="built-in",
     )  # fmt: skip
     redis_url: str | None = setting(
         "CLFSERVE_REDIS_URL", None, optional(parse_str, "off", "none"),

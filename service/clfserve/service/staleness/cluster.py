@@ -49,7 +49,7 @@ COMPONENT = "staleness schedule"
 MAX_CLAIM_S = 86_400.0
 CRON_RUN_S = 60.0
 SUMMARY_KEYS = ("status", "verdict", "stale", "metric", "value", "threshold", "accuracy",
-                "macro_f1", "n_samples", "finished_at", "error")  # fmt: skip
+                "macro_f1", "n_samples", "finished_at", "error", "stale_on")  # fmt: skip
 """What ``GET /model`` shows of the latest evaluation (`Evaluation.summary`)."""
 
 
@@ -164,6 +164,6 @@ def adopt(monitor: StalenessMonitor, entry: dict[str, Any]) -> None:
         if entry.get("verdict") is not None:
             gauges.accuracy.set(float(entry["accuracy"]))
             gauges.f1.set(float(entry["macro_f1"]))
-            gauges.stale.set(1 if entry.get("stale") else 0)
+            gauges.stale.set(1 if entry.get("stale") or entry.get("stale_on") else 0)
     except (KeyError, TypeError, ValueError):
         log.debug("shared staleness entry without scores: %s", entry.get("id"))

@@ -103,7 +103,7 @@ def install(
             ctx.settings.model_uri, settings.experiment, settings.tracking_timeout_s
         )
     gauges = StalenessGauges(ctx.metrics.registry)
-    monitor = StalenessMonitor(settings, ctx.gateway, gauges, tracker)
+    monitor = StalenessMonitor(settings, ctx.gateway, gauges, tracker, feedback=ctx.feedback)
     if settings.retrain_on_stale:
         trigger = retrain_trigger(ctx.settings.model_uri, settings.retrain_args)
         if trigger is not None:

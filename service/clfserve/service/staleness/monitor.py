@@ -7,6 +7,12 @@ with the same `clfserve.evaluation` code as ``clfserve evaluate``, compares the 
 metric with the threshold, logs to MLflow, alerts when the verdict turns stale, and keeps the
 latest results. It never raises: a failure becomes an `Evaluation` with status ``error``, and
 an error is never a stale verdict: no alert, no ``stale`` tag.
+
+Each run then scores the production labels clients posted (``POST /feedback``) the same way:
+the newest ``CLFSERVE_STALENESS_FEEDBACK_LAST`` of them (of the last
+``CLFSERVE_STALENESS_FEEDBACK_DAYS`` days when set), when at least
+``CLFSERVE_STALENESS_FEEDBACK_MIN`` are stored (else that part says it was skipped, and why).
+Either part finding the model stale makes the run stale (`Evaluation.stale_on`).
 """
 
 from __future__ import annotations
@@ -20,12 +26,21 @@ from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from clfserve.evaluation import check_labels, evaluation_data, result_of
-from clfserve.runtime import ClfserveError
+from clfserve.evaluation import Dataset, DataSource, check_labels, evaluation_data, result_of
+from clfserve.evaluation.feedback import FeedbackWindow, feedback_data
+from clfserve.runtime import ClfserveError, ModelInfo
+from clfserve.service.feedback import FeedbackDesk
 from clfserve.service.gateway import InferenceGateway, Priority
 from clfserve.service.staleness.alert import Alerter
 from clfserve.service.staleness.gauges import StalenessGauges
-from clfserve.service.staleness.record import Evaluation, ModelRef, Tracking, Trigger, iso
+from clfserve.service.staleness.record import (
+    Evaluation,
+    ModelRef,
+    Scope,
+    Tracking,
+    Trigger,
+    iso,
+)
 from clfserve.service.staleness.settings import StalenessSettings
 
 log = logging.getLogger(__name__)
@@ -36,6 +51,9 @@ class Tracker(Protocol):
     `ClfserveError` when the record could not be written."""
 
     def log(self, evaluation: Evaluation) -> Tracking: ...
+
+
+DataLoader = Callable[[ModelInfo], Awaitable[tuple[Dataset, DataSource]]]
 
 
 @dataclass(eq=False)
@@ -49,6 +67,8 @@ class StalenessMonitor:
     alerter: InitVar[Alerter | None] = None
     """None: an `Alerter` for the settings' webhook."""
     clock: Callable[[], float] = time.time
+    feedback: FeedbackDesk | None = None
+    """The production labels to score as well (None: validation data only)."""
     listeners: list[Callable[[Evaluation], Awaitable[None]]] = field(
         init=False, default_factory=list
     )
@@ -81,27 +101,31 @@ class StalenessMonitor:
         """Newest first."""
         return list(self._history)
 
+    @property
+    def window(self) -> FeedbackWindow | None:
+        """Which production labels a run scores; None when it scores none."""
+        s = self.settings
+        if self.feedback is None or s.feedback_last == 0:
+            return None
+        return FeedbackWindow(s.feedback_last, s.feedback_days)
+
     async def run(self, trigger: Trigger) -> Evaluation:
         """Wait for any running evaluation, run one, publish and return it."""
         async with self._one_at_a_time:
             self._count += 1
-            s = self.settings
             started = self.clock()
-            evaluation = Evaluation(
-                self._count, trigger, s.metric, s.threshold, iso(started),
-                tracking=Tracking("off" if self.tracker is None else "not attempted"),
-            )  # fmt: skip
-            try:
-                await self._score(evaluation)
-            except ClfserveError as exc:
-                evaluation.error = str(exc)
-            except Exception as exc:  # a bug or an environment problem: say which, keep serving
-                log.exception("staleness evaluation crashed")
-                evaluation.error = f"{type(exc).__name__}: {exc}"
+            evaluation = self._new(trigger, started, "validation")
+            await self._attempt(evaluation, self._validation_data)
+            parts = [evaluation]
+            if self.window is not None:
+                evaluation.feedback = self._new(trigger, started, "feedback")
+                await self._attempt(evaluation.feedback, self._feedback_data)
+                parts.insert(0, evaluation.feedback)  # logged first: see `tracking`
             finished = self.clock()
-            evaluation.finished_at = iso(finished)  # the check time, also tagged in MLflow
-            if evaluation.verdict is not None and self.tracker is not None:
-                await asyncio.to_thread(self._track, evaluation)
+            for part in parts:
+                part.finished_at = iso(finished)  # the check time, also tagged in MLflow
+                if part.verdict is not None and self.tracker is not None:
+                    await asyncio.to_thread(self._track, part)
             await self._observe(evaluation, finished)
             self._history.appendleft(evaluation)
             self.gateway.state.staleness = evaluation.summary()
@@ -109,12 +133,42 @@ class StalenessMonitor:
                 await listener(evaluation)
             return evaluation
 
-    async def _score(self, evaluation: Evaluation) -> None:
+    def _new(self, trigger: Trigger, started: float, scope: Scope) -> Evaluation:
+        s = self.settings
+        return Evaluation(
+            self._count, trigger, s.metric, s.threshold, iso(started), scope=scope,
+            tracking=Tracking("off" if self.tracker is None else "not attempted"),
+        )  # fmt: skip
+
+    async def _validation_data(self, info: ModelInfo) -> tuple[Dataset, DataSource]:
+        spec = self.settings.validation_data
+        return await asyncio.to_thread(evaluation_data, spec, Path(info.path))
+
+    async def _feedback_data(self, _: ModelInfo) -> tuple[Dataset, DataSource]:
+        window = self.window
+        assert self.feedback is not None
+        assert window is not None
+        return await self.feedback.using(lambda store: feedback_data(store, window))
+
+    async def _attempt(self, evaluation: Evaluation, data: DataLoader) -> None:
+        try:
+            await self._score(evaluation, data)
+        except ClfserveError as exc:
+            evaluation.error = str(exc)
+        except Exception as exc:  # a bug or an environment problem: say which, keep serving
+            log.exception("staleness evaluation crashed")
+            evaluation.error = f"{type(exc).__name__}: {exc}"
+
+    async def _score(self, evaluation: Evaluation, data: DataLoader) -> None:
         info = self.gateway.current()
-        dataset, source = await asyncio.to_thread(
-            evaluation_data, self.settings.validation_data, Path(info.path)
-        )
+        dataset, source = await data(info)
         evaluation.data = source
+        if evaluation.scope == "feedback" and source.rows < self.settings.feedback_min:
+            evaluation.skipped = (
+                f"too few production labels: {source.rows} ({source.window}); at least "
+                f"{self.settings.feedback_min} needed"
+            )
+            return
         check_labels(dataset, info.labels)  # foreign labels: an error, never a verdict
         started = time.perf_counter()
         info, predictions = await self.gateway.predict_texts(
@@ -143,25 +197,37 @@ class StalenessMonitor:
         g = self.gauges
         g.last_timestamp.set(finished)
         g.evaluations.labels(evaluation.status).inc()
-        if evaluation.error:
-            g.errors.inc()
-            log.error("staleness evaluation #%d failed: %s", evaluation.id, evaluation.error)
-        result = evaluation.result
-        if evaluation.verdict is None or result is None:
+        parts = [p for p in (evaluation, evaluation.feedback) if p is not None]
+        for part in parts:
+            if part.error:
+                g.errors.inc()
+                log.error("staleness evaluation #%d (%s) failed: %s", part.id, part.scope,
+                          part.error)  # fmt: skip
+            elif part.skipped:
+                log.info("staleness evaluation #%d (%s) skipped: %s", part.id, part.scope,
+                         part.skipped)  # fmt: skip
+        if (result := evaluation.result) is not None:
+            g.accuracy.set(result.accuracy)
+            g.f1.set(result.macro_f1)
+        judged = [part for part in parts if part.verdict is not None]
+        if not judged:
             return
-        g.accuracy.set(result.accuracy)
-        g.f1.set(result.macro_f1)
-        g.stale.set(1 if evaluation.stale else 0)
-        log.info(
-            "staleness evaluation #%d (%s): %s, %s %.4f (threshold %.4f), accuracy %.4f, "
-            "macro-F1 %.4f, %d samples of %s in %.2fs",
-            evaluation.id, evaluation.trigger, evaluation.verdict, evaluation.metric,
-            evaluation.value, evaluation.threshold, result.accuracy, result.macro_f1,
-            result.n_samples, evaluation.data.source if evaluation.data else "?",
-            result.duration_s,
-        )  # fmt: skip
-        turned_stale = bool(evaluation.stale) and self._verdict is not True
-        self._verdict = evaluation.stale
+        stale = bool(evaluation.stale_on)
+        g.stale.set(1 if stale else 0)
+        for part in judged:
+            assert part.result is not None
+            log.info(
+                "staleness evaluation #%d (%s, %s): %s, %s %.4f (threshold %.4f), accuracy "
+                "%.4f, macro-F1 %.4f, %d samples of %s in %.2fs",
+                part.id, part.trigger, part.scope, part.verdict, part.metric, part.value,
+                part.threshold, part.result.accuracy, part.result.macro_f1,
+                part.result.n_samples, part.data.source if part.data else "?",
+                part.result.duration_s,
+            )  # fmt: skip
+        turned_stale = stale and self._verdict is not True
+        self._verdict = stale
         if turned_stale:
-            webhook = await asyncio.to_thread(self._alerter.notify, evaluation)
+            culprit = evaluation if evaluation.stale else evaluation.feedback
+            assert culprit is not None
+            webhook = await asyncio.to_thread(self._alerter.notify, culprit)
             evaluation.alerted, evaluation.webhook = True, webhook

@@ -1,7 +1,9 @@
 """`Evaluation`: one run of the staleness monitor, typed from start to finish.
 
 The monitor fills it in; MLflow logging, the alert and ``GET /staleness`` read its fields, and
-`Evaluation.to_json` is the one place that turns it into the JSON clients see.
+`Evaluation.to_json` is the one place that turns it into the JSON clients see. A run scores the
+validation data, and the production labels (``POST /feedback``) when enough are stored: that
+second score is an `Evaluation` too, held in ``feedback`` of the first.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from clfserve.evaluation import DataSource, EvaluationResult
 
 Trigger = Literal["startup", "scheduled", "admin", "manual", "swap"]
 Verdict = Literal["healthy", "stale"]
-Status = Literal["healthy", "stale", "error"]
+Status = Literal["healthy", "stale", "error", "skipped"]
+Scope = Literal["validation", "feedback"]
 TrackingStatus = Literal["off", "not attempted", "logged", "failed"]
 
 
@@ -71,6 +74,12 @@ class Evaluation:
     model: ModelRef | None = None
     data: DataSource | None = None
     tracking: Tracking = field(default_factory=lambda: Tracking("off"))
+    scope: Scope = "validation"
+    """Which data: the validation data, or the production labels."""
+    skipped: str | None = None
+    """Why there is no verdict although nothing failed (too few production labels)."""
+    feedback: Evaluation | None = None
+    """The same run scored on production labels (None: that evaluation is off)."""
     webhook: bool | None = None
     """Outcome of the alert POST when this evaluation turned the model stale: True sent,
     False failed, None no webhook configured. Unset (no ``alert`` key) when no alert was due."""
@@ -82,12 +91,21 @@ class Evaluation:
 
     @property
     def status(self) -> Status:
+        if self.skipped and not self.error:
+            return "skipped"
         return "error" if self.error or self.verdict is None else self.verdict
+
+    @property
+    def stale_on(self) -> list[Scope]:
+        """The data on which this run found the model stale: validation, feedback, both, none."""
+        parts = [self, self.feedback] if self.feedback is not None else [self]
+        return [part.scope for part in parts if part.stale]
 
     def to_json(self) -> dict[str, Any]:
         """The shape of ``GET /staleness`` entries and of the alert webhook's body."""
         out: dict[str, Any] = {
             "id": self.id,
+            "scope": self.scope,
             "trigger": self.trigger,
             "status": self.status,
             "verdict": self.verdict,
@@ -99,6 +117,8 @@ class Evaluation:
             "started_at": self.started_at,
             "finished_at": self.finished_at,
         }
+        if self.skipped:
+            out["skipped"] = self.skipped
         if self.result is not None:
             scores = self.result.to_dict()
             for key in ("model_name", "model_version", "variant", "provider", "dataset"):
@@ -111,6 +131,9 @@ class Evaluation:
         out["tracking"] = {k: v for k, v in asdict(self.tracking).items() if v is not None}
         if self.alerted:
             out["alert"] = {"webhook": self.webhook}
+        if self.scope == "validation":
+            out["stale_on"] = self.stale_on
+            out["feedback"] = None if self.feedback is None else self.feedback.to_json()
         return out
 
     def summary(self) -> dict[str, Any]:
@@ -127,4 +150,6 @@ class Evaluation:
             "n_samples": None if self.result is None else self.result.n_samples,
             "finished_at": self.finished_at,
             "error": self.error,
+            "stale_on": self.stale_on,
+            "feedback": None if self.feedback is None else self.feedback.summary(),
         }

@@ -52,10 +52,11 @@ class RetrainTrigger:
 
     async def on_evaluation(self, evaluation: Evaluation) -> None:
         """A monitor listener: launch on a stale verdict; never raises."""
-        if not evaluation.stale:
+        if not evaluation.stale_on:
             return
+        stale_on = " and ".join(evaluation.stale_on)
         try:
-            await self.launch(f"model stale: {evaluation.metric} {evaluation.value or 0:.4f}")
+            await self.launch(f"model stale on {stale_on} ({evaluation.metric})")
         except Exception:  # a listener must not break the monitor
             log.exception("launching clfserve retrain failed")
 

@@ -19,6 +19,14 @@ from clfserve.service.staleness.monitor import StalenessMonitor
 from clfserve.service.staleness.scheduler import StalenessScheduler
 
 
+def _feedback_data(monitor: StalenessMonitor) -> dict[str, Any] | None:
+    """Which production labels each run scores (None: none)."""
+    window = monitor.window
+    if window is None:
+        return None
+    return {"window": window.describe(), "min_rows": monitor.settings.feedback_min}
+
+
 def build_routes(
     monitor: StalenessMonitor,
     scheduler: StalenessScheduler,
@@ -34,7 +42,9 @@ def build_routes(
         summary="Latest staleness evaluation and recent history",
         description="`drift`: the label-free check of live answers against the model's "
         "reference (label mix, confidence, tokens, truncation; population stability index), "
-        "null when `CLFSERVE_DRIFT_WINDOW` is off.",
+        "null when `CLFSERVE_DRIFT_WINDOW` is off. `feedback_data`: which production labels "
+        "(`POST /feedback`) each evaluation also scores, null when off; each evaluation holds "
+        "that score under `feedback`, and `stale_on` names the data that found it stale.",
         **documented(contract.READ),
     )
     async def staleness() -> dict[str, Any]:
@@ -46,6 +56,7 @@ def build_routes(
             "metric": settings.metric,
             "threshold": settings.threshold,
             "validation_data": settings.validation_data or MODEL_DATA,
+            "feedback_data": _feedback_data(monitor),
             "schedule": {
                 "interval": str(settings.interval),
                 "runs_here": scheduler.running,

@@ -104,6 +104,14 @@ def http_url(value: Any) -> str | None:
     return None if ok else "not an http(s) URL"
 
 
+def parse_feedback_last(raw: str) -> int | None:
+    """A count, ``all`` (None: every row) or ``off`` (0: no feedback evaluation)."""
+    lowered = raw.lower()
+    if lowered == "off":
+        return 0
+    return None if lowered == "all" else parse_int(raw)
+
+
 @dataclass(frozen=True)
 class StalenessSettings:
     """Everything the staleness monitor can be told."""
@@ -127,6 +135,21 @@ class StalenessSettings:
         "`rotten_tomatoes` for that dataset's split; or a CSV/JSONL (`text,label`) re-read at "
         "every run, so operators can keep it filled with freshly labelled production samples",
         shown="model",
+    )  # fmt: skip
+    feedback_last: int | None = setting(
+        "CLFSERVE_STALENESS_FEEDBACK_LAST", 500, parse_feedback_last,
+        "also evaluate on the newest N production labels (`POST /feedback`), `all`, or `off` "
+        "(no feedback evaluation)", check=at_least(0),
+    )  # fmt: skip
+    feedback_days: float | None = setting(
+        "CLFSERVE_STALENESS_FEEDBACK_DAYS", None, optional(parse_float, "off", "none"),
+        "only production labels received in the last D days (with `..._FEEDBACK_LAST`: the "
+        "newest N of those)", check=above(0), shown="off",
+    )  # fmt: skip
+    feedback_min: int = setting(
+        "CLFSERVE_STALENESS_FEEDBACK_MIN", 50, parse_int,
+        "fewest production labels the feedback evaluation needs; with fewer it is skipped and "
+        "says so", check=at_least(1),
     )  # fmt: skip
     metric: Metric = setting(
         "CLFSERVE_STALENESS_METRIC", "f1", parse_metric, "macro `f1` or `accuracy`"

@@ -2,9 +2,12 @@
 
 Each evaluation becomes one run in the ``clfserve-staleness`` experiment (tags: model name and
 version, verdict; params: threshold, metric, data; metrics: accuracy, macro-F1, per-class F1),
-created under the clfserve home like every experiment the project makes. When the model came
-from the registry (``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``), the version being served
-gets the tags ``stale=true|false``, ``stale_checked_at`` and ``stale_run_id``.
+created under the clfserve home like every experiment the project makes. The score on production
+labels is a run of its own (tag ``clfserve.scope=feedback``, params ``data_source=feedback`` and
+``data_window``). When the model came from the registry (``models:/NAME@ALIAS`` or
+``models:/NAME/VERSION``), the version being served gets the tags ``stale=true|false`` (stale on
+either data), ``stale_checked_at`` and ``stale_run_id``, and after a feedback score
+``stale_feedback`` and ``stale_feedback_run_id``; the monitor logs that one first.
 
     ClfserveError
     └── TrackingError    the tracking server is unreachable, too slow, or refused a write
@@ -72,7 +75,7 @@ class MlflowTracker:
         if model is None or result is None or data is None:
             raise TrackingError("only an evaluation that reached a verdict is logged")
         registered = self.registered_version(model.version)
-        stale = "true" if evaluation.stale else "false"
+        stale = "true" if evaluation.stale_on else "false"
         tags = {
             "clfserve.model_name": model.name,
             "clfserve.model_version": model.version,
@@ -80,7 +83,8 @@ class MlflowTracker:
             "clfserve.model_provider": model.provider,
             "clfserve.model_uri": self.model_uri,
             "clfserve.trigger": evaluation.trigger,
-            "stale": stale,
+            "clfserve.scope": evaluation.scope,
+            "stale": "true" if evaluation.stale else "false",
             "verdict": str(evaluation.verdict),
         }
         if registered is not None:
@@ -93,6 +97,8 @@ class MlflowTracker:
             metrics[f"f1_{label}"] = scores.f1
         params = {"threshold": evaluation.threshold, "metric": evaluation.metric,
                   "data_source": data.source, "data_checksum": data.checksum}  # fmt: skip
+        if data.window is not None:
+            params["data_window"] = data.window
         now_ms = int(time.time() * 1000)
         with open_client(self.uri) as client:
             experiment_id = experiment_id_for(client, self.experiment)
@@ -111,11 +117,13 @@ class MlflowTracker:
             )
             client.set_terminated(run_id)
             if registered is not None:
-                for key, value in (
-                    ("stale", stale),
-                    ("stale_checked_at", str(evaluation.finished_at)),
-                    ("stale_run_id", run_id),
-                ):
+                version_tags = (
+                    (("stale_feedback", stale), ("stale_feedback_run_id", run_id))
+                    if evaluation.scope == "feedback"
+                    else (("stale", stale), ("stale_checked_at", str(evaluation.finished_at)),
+                          ("stale_run_id", run_id))
+                )  # fmt: skip
+                for key, value in version_tags:
                     client.set_model_version_tag(registered.name, registered.version, key, value)
         return Tracking("logged", None, self.uri, str(experiment_id), run_id, registered)
 

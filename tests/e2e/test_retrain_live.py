@@ -1,6 +1,8 @@
-"""`clfserve retrain` as a real process next to a real `clfserve serve` that follows the alias:
-feedback the champion gets wrong gives a challenger that the running server switches to; feedback
-that gives no reason to change leaves the alias, and the server, where they were."""
+"""The closed loop with real processes: a `clfserve serve` that follows the alias takes labels on
+`POST /feedback`, its staleness monitor finds the champion stale on them, drift shows when traffic
+turns long, and `clfserve retrain` (a real CLI process) promotes a challenger that learned the
+labels, which the running server switches to; labels that give no reason to change leave the
+alias, and the server, where they were."""
 
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1800)]
 busy 2-core machine."""
 
 NAME = "fresh-sentiment"
+TOKEN = "loop-token"
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 INTERVAL_S = 1.0
 SWITCH_TIMEOUT_S = 60.0
 
@@ -38,10 +42,16 @@ def test_a_running_server_switches_to_a_better_retrained_model_only(
     tiny_artefact: Path, mlflow_tracking: str, tmp_path: Path
 ) -> None:
     champion = register_champion(tiny_artefact, NAME)
+    wrong = f"sqlite:///{tmp_path / 'contradicting.db'}"
     env = {"MLFLOW_TRACKING_URI": mlflow_tracking, "CLFSERVE_MODEL_URI": f"models:/{NAME}@champion",
            "CLFSERVE_THREADS": "1", "CLFSERVE_RELOAD_INTERVAL": str(INTERVAL_S),
-           "CLFSERVE_RATE_LIMIT": "off", "CLFSERVE_CACHE": "false"}  # fmt: skip
-    with running_server(tmp_path, env) as server:
+           "CLFSERVE_RATE_LIMIT": "off", "CLFSERVE_CACHE": "false", "CLFSERVE_FEEDBACK_DB": wrong,
+           "CLFSERVE_ADMIN_TOKEN": TOKEN, "CLFSERVE_STALENESS_ENABLED": "true",
+           "CLFSERVE_STALENESS_INITIAL_DELAY": "off",
+           "CLFSERVE_STALENESS_TRACKING": "off", "CLFSERVE_STALENESS_FEEDBACK_MIN": "20",
+           "CLFSERVE_DRIFT_MIN_SAMPLES": "40"}  # fmt: skip
+    rows = contradicting(tiny_artefact, per_label=40)
+    with running_server(tmp_path, env) as server, httpx.Client(base_url=server.url) as http:
         assert served_version(server.url) == champion
 
         # Labels that agree with the champion: no challenger can beat it.
@@ -53,10 +63,26 @@ def test_a_running_server_switches_to_a_better_retrained_model_only(
         time.sleep(3 * INTERVAL_S)  # several polls of the alias
         assert served_version(server.url) == champion
 
-        # A slice the champion gets wrong: the challenger learns it and takes the alias.
-        wrong = f"sqlite:///{tmp_path / 'contradicting.db'}"
-        rows = contradicting(tiny_artefact, per_label=40)
-        fill(wrong, rows)
+        # Clients post labels for a slice the champion answered wrongly, naming each answer.
+        for text, label in rows:
+            answer = http.post("/predict", json={"text": text}, timeout=10).json()
+            named = {"text": text, "label": label, "prediction_id": answer["prediction_id"]}
+            posted = http.post("/feedback", json=named, timeout=10)
+            assert posted.status_code == 201, posted.text
+            assert posted.json()["predicted"] == answer["label"]
+        evaluated = http.post("/admin/evaluate", headers=ADMIN, timeout=120)
+        assert evaluated.status_code == 200, evaluated.text
+        evaluation = evaluated.json()
+        assert "feedback" in evaluation["stale_on"], evaluation
+        assert evaluation["feedback"]["data"]["rows"] == len(rows)
+        # Traffic turns to long texts, cut at max_length: the label-free signals move.
+        long_texts = [f"{text} " * 12 for text, _ in rows[:60]]
+        assert http.post("/batch_predict", json={"texts": long_texts}, timeout=60).is_success
+        drift = http.get("/staleness", timeout=30).json()["drift"]
+        assert drift["status"] == "drifted", drift
+        assert drift["signals"]["truncated"]["drifted"] is True
+
+        # Retrained on those labels, the challenger learns the slice and takes the alias.
         promoted = retrain(wrong, tmp_path)
         assert promoted.returncode == 0, promoted.stdout + promoted.stderr
         new = promoted.stdout.split("-> version ")[1].split()[0]

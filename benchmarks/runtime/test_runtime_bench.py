@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -218,32 +219,27 @@ def _engine_work(
 
 
 @by_engine
-def test_target_batch1(
+@params("one_by_one", [True, False])
+def test_target(
     benchmark: Any, engine_predict: Callable[[list[str]], Any], texts: Texts, engine: str,
-    classifier: Callable[[str], Any], request: pytest.FixtureRequest,
+    classifier: Callable[[str], Any], request: pytest.FixtureRequest, one_by_one: bool,
 ) -> None:  # fmt: skip
-    """``BATCH1_TEXTS`` real reviews, one call each (a user scoring texts as they arrive)."""
-    batch_texts = texts.of("natural", BATCH1_TEXTS)
-    run = _one_by_one(engine_predict, batch_texts)
-    run()
-    benchmark.group = f"target: {BATCH1_TEXTS} real reviews, batch 1"
-    benchmark.pedantic(run, rounds=BIG_ROUNDS + 2, iterations=1)
-    work = _engine_work(engine, classifier, request, batch_texts, one_by_one=True)
-    _record(benchmark, "target_batch1", BATCH1_TEXTS, engine=engine, **work)
-
-
-@by_engine
-def test_target_1024(
-    benchmark: Any, engine_predict: Callable[[list[str]], Any], texts: Texts, engine: str,
-    classifier: Callable[[str], Any], request: pytest.FixtureRequest,
-) -> None:  # fmt: skip
-    """One call with 1,024 real reviews (the runtime sorts and chunks; torch chunks of 32)."""
-    batch_texts = texts.of("natural", BIG)
-    engine_predict(batch_texts[:64])
-    benchmark.group = f"target: {BIG:,} real reviews, one call"
-    benchmark.pedantic(engine_predict, args=(batch_texts,), rounds=BIG_ROUNDS, iterations=1)
-    work = _engine_work(engine, classifier, request, batch_texts)
-    _record(benchmark, "target_1024", BIG, engine=engine, **work)
+    """``BATCH1_TEXTS`` real reviews, one call each (a user scoring texts as they arrive), or one
+    call with ``BIG`` real reviews (the runtime sorts and chunks; torch chunks of 32)."""
+    count = BATCH1_TEXTS if one_by_one else BIG
+    batch_texts = texts.of("natural", count)
+    if one_by_one:
+        run, rounds = _one_by_one(engine_predict, batch_texts), BIG_ROUNDS + 2
+        run()
+        benchmark.group = f"target: {count} real reviews, batch 1"
+    else:
+        run, rounds = partial(engine_predict, batch_texts), BIG_ROUNDS
+        engine_predict(batch_texts[:64])
+        benchmark.group = f"target: {count:,} real reviews, one call"
+    benchmark.pedantic(run, rounds=rounds, iterations=1)
+    work = _engine_work(engine, classifier, request, batch_texts, one_by_one)
+    name = "target_batch1" if one_by_one else "target_1024"
+    _record(benchmark, name, count, engine=engine, **work)
 
 
 # -- the ceiling: this machine's int8 rate through ONNX Runtime ----------------------------------

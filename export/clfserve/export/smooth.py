@@ -27,8 +27,9 @@ stops its Gelu fusion. Kernels after ORT's optimizations on the default model: 1
 205 with `Mul`s, 204 with LayerNorm copies (unfused Add + 2 LayerNorms each), 222 with copies
 and the GELU fold: neither beats the `Mul` it replaces, so ``fold`` does not do them and keeps
 18 of the 24 `Mul`s. On the default model (2 vCPUs, dynamic int8) the 24 `Mul`s of ``mul``
-cost ~25 % at batch 1 (258 vs 336 texts/s unsmoothed) and ~2 % at sorted chunks of 8
-(526 vs 536).
+cost ~2 % at batch 1 and ~5 % at the serving batch of 32 texts (256 vs 261 and 330 vs 350
+texts/s unsmoothed, medians of 5 alternated rounds on a quiet 2-vCPU Xeon; an earlier
+measurement on a 2-vCPU EPYC put the batch-1 cost at ~25 %, 258 vs 336).
 
 On the default model, int8/fp32 label agreement at batch 8 (validation / test), ``mul``: plain
 0.977 / 0.980; alpha 0.5 0.966 / 0.965; 0.7 0.980 / 0.987; 0.8 0.994 / 0.988; 0.9 0.984 / 0.988;

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-from clfserve.service.limiter import RateLimiter
+from clfserve.service.limiter import LocalWindows, RateLimiter
 from clfserve.service.redislink import RedisLink
 from clfserve.service.settings import RateFallback, RateLimit
 from redis_process import RedisProcess
@@ -50,12 +51,68 @@ async def test_local_budget_counts_down_and_refuses_with_a_reset() -> None:
     assert (await limiter.check("b")).allowed  # another client, another budget
 
 
-async def test_a_huge_limit_keeps_two_counters_per_client_not_a_history() -> None:
+async def test_a_huge_limit_keeps_one_small_entry_per_client_not_a_history() -> None:
     limiter = RateLimiter(RateLimit(100_000_000, "minute"))
     await allowed(limiter, "a", 2000)
-    storage = limiter.local.storage
-    assert len(storage.storage) <= 2  # type: ignore[attr-defined]  # this and last window
-    assert not storage.events  # type: ignore[attr-defined]  # no per-request entries
+    assert list(limiter.local.counts) == ["a"]
+    assert limiter.local.counts["a"][1:] == (2000, 0)  # this window's hits, the last one's
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_previous_window_counts_by_how_much_of_it_still_overlaps() -> None:
+    clock = Clock(600.0)  # the start of a 60 s window
+    windows = LocalWindows(10, 60, clock)
+    assert sum(windows.hit("a")[0] for _ in range(10)) == 10
+    assert not windows.hit("a")[0]
+    clock.now = 660.0 + 15  # a quarter into the next window: 7.5 of the 10 still count
+    assert [windows.hit("a")[0] for _ in range(4)] == [True, True, True, False]
+    clock.now = 660.0 + 45  # three quarters in: 2.5 of the old 10, plus the 3 new ones
+    allowed_now, remaining, _ = windows.hit("a")
+    assert (allowed_now, remaining) == (True, 4)
+
+
+def test_idle_clients_are_forgotten_after_two_windows() -> None:
+    clock = Clock(0.0)
+    windows = LocalWindows(5, 1, clock)
+    windows.hit("old")
+    clock.now = 1.5
+    windows.hit("new")
+    assert set(windows.counts) == {"old", "new"}  # "old" still weighs on this window
+    clock.now = 2.5
+    windows.hit("new")
+    assert set(windows.counts) == {"new"}
+
+
+async def test_local_windows_decide_as_the_limits_library_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Same hits at the same (simulated) times: limits' sliding window counter on its memory
+    storage and `LocalWindows` admit the same requests and report the same headers."""
+    from limits import parse
+    from limits.aio.storage import MemoryStorage
+    from limits.aio.strategies import SlidingWindowCounterRateLimiter
+
+    clock = Clock(1_000_000.0 + 17.3)
+    monkeypatch.setattr(time, "time", clock)
+    reference = SlidingWindowCounterRateLimiter(MemoryStorage())
+    item = parse("7/minute")
+    ours = LocalWindows(7, 60, clock)
+    rng = random.Random(5)
+    for step in range(400):
+        clock.now += rng.choice([0.1, 0.5, 2.0, 7.0, 13.0, 61.0]) if step % 3 == 0 else 0.01
+        client = rng.choice("ab")
+        expected_allowed = await reference.hit(item, client)
+        stats = await reference.get_window_stats(item, client)
+        allowed_now, remaining, reset_in = ours.hit(client)
+        assert (allowed_now, remaining) == (expected_allowed, stats.remaining), step
+        assert reset_in == pytest.approx(stats.reset_time - clock.now, abs=1e-6), step
 
 
 async def test_replicas_share_one_budget(redis_server: RedisProcess) -> None:

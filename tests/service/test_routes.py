@@ -367,3 +367,17 @@ def test_a_model_that_does_not_reproduce_its_references_never_serves(
     assert "does not reproduce its reference answers" in detail
     assert "expected positive, got negative" in detail
     assert fake.calls == []
+
+
+def test_request_metrics_count_by_route_template_and_never_by_raw_path(
+    client: TestClient[Litestar],
+) -> None:
+    for _ in range(3):
+        assert client.post("/predict", json={"text": "a good movie"}).status_code == 200
+    assert client.post("/predict", json={"text": ""}).status_code == 422
+    for i in range(5):  # a scanner must not mint a series per path
+        assert client.get(f"/no/such/path/{i}").status_code == 404
+    metrics = client.get("/metrics").text
+    assert 'clfserve_http_requests_total{method="POST",route="/predict",status="200"} 3.0' in metrics
+    assert 'clfserve_http_requests_total{method="POST",route="/predict",status="422"} 1.0' in metrics
+    assert "/no/such/path" not in metrics

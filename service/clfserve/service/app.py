@@ -24,7 +24,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from typing import Any
 
 from litestar import Litestar
-from litestar.datastructures import MutableScopeHeaders, State
+from litestar.datastructures import State
 from litestar.exceptions import TooManyRequestsException
 from litestar.handlers import HTTPRouteHandler
 from litestar.middleware import DefineMiddleware
@@ -50,6 +50,7 @@ LifespanHook = Callable[[ServiceContext], AbstractAsyncContextManager[None]]
 
 STATE_KEY = "clfserve"
 VERSION_HEADER = "X-Model-Version"
+_VERSION_NAME = VERSION_HEADER.lower().encode()
 SETTINGS_HANDOFF = "CLFSERVE_SETTINGS_HANDOFF"
 """Set by `clfserve serve --workers N` for its worker processes: the settings it parsed, so
 workers use them as they are instead of parsing the environment again."""
@@ -96,8 +97,9 @@ def create_app(
             ctx.feedback.close()
 
     async def add_version_header(message: Message, scope: Scope) -> None:
-        if message["type"] == "http.response.start":
-            MutableScopeHeaders.from_message(message)[VERSION_HEADER] = ctx.model.version
+        if message["type"] == "http.response.start":  # no handler sets it: append, raw
+            version = (_VERSION_NAME, ctx.model.version.encode("latin-1"))
+            message["headers"] = [*message.get("headers", ()), version]
 
     def count_throttled(request: Any) -> None:
         ctx.metrics.throttled.labels(request.scope.get("path_template", "unknown")).inc()

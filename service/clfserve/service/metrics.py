@@ -101,6 +101,8 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        """Labelled request counter and latency histogram, by (route, method, status)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -124,6 +126,11 @@ class MetricsMiddleware:
             self._observe(scope, status, time.perf_counter() - started)
 
     def _observe(self, scope: Any, status: int, seconds: float) -> None:
-        labels = (scope.get("path_template") or scope["path"], scope["method"], str(status))
-        self.metrics.requests.labels(*labels).inc()
-        self.metrics.latency.labels(*labels).observe(seconds)
+        labels = (scope.get("path_template") or scope["path"], scope["method"], status)
+        children = self._children.get(labels)
+        if children is None:  # prometheus_client's labels() takes a lock and checks every time
+            named = (*labels[:2], str(status))
+            children = (self.metrics.requests.labels(*named), self.metrics.latency.labels(*named))
+            self._children[labels] = children
+        children[0].inc()
+        children[1].observe(seconds)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
-from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.exceptions import TooManyRequestsException
 from litestar.middleware import AbstractMiddleware
@@ -62,6 +61,12 @@ def rate_limit_headers(verdict: Verdict) -> dict[str, str]:
     }
 
 
+def _raw_headers(verdict: Verdict) -> list[tuple[bytes, bytes]]:
+    """`rate_limit_headers` as ASGI header pairs (lower-case names, latin-1 values)."""
+    return [(name.lower().encode(), value.encode("latin-1"))
+            for name, value in rate_limit_headers(verdict).items()]  # fmt: skip
+
+
 class RateLimitMiddleware(AbstractMiddleware):
     """Spends one unit of the client's budget per request; see the module docstring."""
 
@@ -79,16 +84,15 @@ class RateLimitMiddleware(AbstractMiddleware):
         peer = client[0] if client else "unknown"
         forwarded = _forwarded_for(scope) if self.proxies else None
         verdict = await self.limiter.check(client_address(peer, forwarded, self.proxies))
-        headers = rate_limit_headers(verdict)
         if not verdict.allowed:
+            headers = rate_limit_headers(verdict)
             headers["Retry-After"] = str(max(1, verdict.reset_s))
             raise TooManyRequestsException(detail=verdict.detail, headers=headers)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                response_headers = MutableScopeHeaders.from_message(message)
-                for name, value in headers.items():
-                    response_headers[name] = value
+                # Appended to the raw list: no handler sets these names, so nothing to replace.
+                message["headers"] = [*message.get("headers", ()), *_raw_headers(verdict)]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -122,6 +122,16 @@ def bench_threads() -> int:
     return int(os.environ.get(THREADS_ENV) or usable_cpus())
 
 
+def serving_layout(cpus: int) -> tuple[int, int]:
+    """(model calls at once, intra-op threads per call): what `clfserve serve` picks on CPU with
+    ``cpus`` CPUs and its defaults, so in-process runs and servers spend the cores alike."""
+    from clfserve.service.loading import inference_workers, intra_op_threads
+    from clfserve.service.settings import Settings
+
+    settings = Settings().replace(device="cpu")
+    return inference_workers(settings, cpus), intra_op_threads(settings, cpus)
+
+
 # -- texts -------------------------------------------------------------------------------------
 
 

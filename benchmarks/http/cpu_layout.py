@@ -1,20 +1,20 @@
-"""How to spend the cores: server processes x ONNX Runtime threads, and ORT's thread spinning.
+"""How to spend the cores: server processes x model calls at once x ONNX Runtime threads.
 
 `/predict` at `CONNECTIONS` connections, distinct reviews, cache off, rate limit on at
 `HUGE_LIMIT`, one fresh server per configuration and round, configurations alternated:
 
-- 1 process x T intra-op threads (the CPU default), ORT threads spinning (ORT's default) or not;
-- T processes (``CLFSERVE_WORKERS``) x 1 thread, spinning or not;
-- 1 process, T model calls at once (``CLFSERVE_INFERENCE_WORKERS``) x 1 thread.
+- clfserve's CPU default (every CPU setting `auto`): 2 model calls at once
+  (``CLFSERVE_INFERENCE_WORKERS``), the CPUs split between them;
+- 1 model call with every CPU as intra-op threads, ORT's threads sleeping when idle (clfserve's
+  ``CLFSERVE_THREAD_SPINNING`` default) or spinning (ORT's own default);
+- one server process per CPU (``CLFSERVE_WORKERS``), one call and one thread each.
 
-T is the benchmark's thread count (the usable CPUs). Spinning is switched off with a
-benchmark-only knob (`ort_knobs`), not a clfserve setting. Every configuration's rate is also
-taken relative to the default's in the same round (median, min, max of those ratios).
+Every configuration's rate is also taken relative to the default's in the same round (median,
+min, max of those ratios).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,23 +24,20 @@ from benchmarks.http.limiter import HUGE_LIMIT
 from benchmarks.http.server import running_server
 
 CONNECTIONS = 64
-KNOBS = Path(__file__).resolve().parent / "ort_knobs"
-SPINNING = "CLFSERVE_BENCH_ORT_SPINNING"
+AUTO = {"CLFSERVE_WORKERS": "1", "CLFSERVE_INFERENCE_WORKERS": "auto", "CLFSERVE_THREADS": "auto"}
 
 
-def configurations(threads: int) -> dict[str, dict[str, str]]:
+def configurations(cpus: int) -> dict[str, dict[str, str]]:
     """Name -> extra environment; the first is clfserve's CPU default."""
-    one = {"CLFSERVE_WORKERS": "1", "CLFSERVE_THREADS": str(threads)}
-    procs = {"CLFSERVE_WORKERS": str(threads), "CLFSERVE_THREADS": "1"}
-    calls = {"CLFSERVE_WORKERS": "1", "CLFSERVE_INFERENCE_WORKERS": str(threads),
-             "CLFSERVE_THREADS": "1"}  # fmt: skip
-    off = {SPINNING: "0"}
+    one_call = {**AUTO, "CLFSERVE_INFERENCE_WORKERS": "1"}
     return {
-        f"1 process x {threads} threads (default)": one,
-        f"1 process x {threads} threads, no spinning": {**one, **off},
-        f"{threads} processes x 1 thread": procs,
-        f"{threads} processes x 1 thread, no spinning": {**procs, **off},
-        f"1 process, {threads} model calls x 1 thread": calls,
+        "1 process, default (2 model calls, CPUs split)": AUTO,
+        f"1 process, 1 model call x {cpus} threads": one_call,
+        f"1 process, 1 model call x {cpus} threads, spinning": {
+            **one_call,
+            "CLFSERVE_THREAD_SPINNING": "true",
+        },
+        f"{cpus} processes x 1 model call x 1 thread": {**AUTO, "CLFSERVE_WORKERS": str(cpus)},
     }
 
 
@@ -48,9 +45,7 @@ def run_cpu_layout(
     common: Mapping[str, str], script: Path, check: Any, threads: int, duration: float,
     warmup: float, workdir: Path, rounds: int, max_other_share: float | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    python_path = os.pathsep.join(p for p in (str(KNOBS), os.environ.get("PYTHONPATH")) if p)
-    base_env = {**common, "CLFSERVE_CACHE": "false", "CLFSERVE_RATE_LIMIT": HUGE_LIMIT,
-                "PYTHONPATH": python_path}  # fmt: skip
+    base_env = {**common, "CLFSERVE_CACHE": "false", "CLFSERVE_RATE_LIMIT": HUGE_LIMIT}
     configs = configurations(threads)
 
     def measure(index: int, extra: Mapping[str, str]) -> alternation.Measure:
@@ -61,7 +56,7 @@ def run_cpu_layout(
 
         return once
 
-    print(f"processes x threads x spinning, {rounds} alternated rounds:", flush=True)
+    print(f"processes x model calls x threads, {rounds} alternated rounds:", flush=True)
     rows = alternation.alternate(
         {n: measure(i, e) for i, (n, e) in enumerate(configs.items())}, rounds, max_other_share
     )
@@ -89,7 +84,7 @@ def run_cpu_layout(
 def markdown(c: dict[str, Any]) -> list[str]:
     lines = [
         "",
-        f"## Processes x threads x ORT spinning ({c['rounds']} alternated rounds)",
+        f"## Processes x model calls x threads ({c['rounds']} alternated rounds)",
         "",
         f"`/predict` at {c['connections']} connections, distinct reviews, cache off, rate limit "
         f"{c['limit']}; a fresh server per configuration and round. Median (min–max).",

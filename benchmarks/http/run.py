@@ -40,6 +40,7 @@ from benchmarks.workload import (
     resolve_artefact,
     resolve_checkpoint,
     reviews,
+    serving_layout,
 )
 from clfserve.client import ApiError, Client
 
@@ -169,10 +170,13 @@ def run_all(
     return rows
 
 
-def common_env(artefact: Path, threads: int) -> dict[str, str]:
+def common_env(artefact: Path, cpus: int) -> dict[str, str]:
+    """Every server's settings: the model on CPU with the layout `serving_layout` gives."""
+    calls, threads = serving_layout(cpus)
     return {
         "CLFSERVE_MODEL_URI": str(artefact),
         "CLFSERVE_DEVICE": "cpu",
+        "CLFSERVE_INFERENCE_WORKERS": str(calls),
         "CLFSERVE_THREADS": str(threads),
         "CLFSERVE_RATE_LIMIT": "off",
         "CLFSERVE_STALENESS_ENABLED": "false",
@@ -236,7 +240,8 @@ def markdown(report: dict[str, Any]) -> str:
         "# HTTP benchmark (latest run)",
         "",
         f"{report['datetime']} on {m['cpu']}, {m['cpus']} CPUs shared by wrk (1 thread) and the "
-        f"server; onnxruntime {m['onnxruntime']}, {ref['threads']} intra-op threads, variant "
+        f"server; onnxruntime {m['onnxruntime']}, {ref.get('callers', 1)} model calls at once x "
+        f"{ref['threads']} intra-op threads, variant "
         f"{ref['variant']}; model `{report['model']}`; {report['duration_s']:.0f} s per scenario "
         f"after {report['warmup_s']:.0f} s warm-up; load average at start {m['load_avg']}, at "
         f"end {report['load_avg_end']}.",
@@ -342,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     texts = reviews()[:DISTINCT]
     started = machine()
     print(f"model {artefact}; {threads} threads; load average {started['load_avg']}", flush=True)
-    runtime = InProcess(artefact, threads)
+    calls, per_call = serving_layout(threads)
+    runtime = InProcess(artefact, per_call, calls)
     ref = runtime.profile(texts)
     print(f"in-process: {ref}", flush=True)
     parts: dict[str, Any] = {}

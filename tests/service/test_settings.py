@@ -274,8 +274,12 @@ def test_options_are_the_cli_flags_of_settings_and_groups() -> None:
 @pytest.mark.parametrize(
     ("changes", "cpus", "expected"),
     [
-        ({}, 8, 8),
-        ({"workers": 2}, 8, 4),
+        ({"device": "cpu"}, 8, 4),  # auto: 2 model calls at once on CPU
+        ({"device": "cpu"}, 1, 1),
+        ({"device": "cpu", "inference_workers": 1}, 8, 8),
+        ({"device": "cpu", "workers": 2}, 8, 2),
+        ({"device": "cpu", "workers": 4}, 4, 1),  # one CPU per process: one call each
+        ({"device": "cuda"}, 8, 8),  # one call keeps a GPU busy
         ({"workers": 2, "inference_workers": 2}, 8, 2),
         ({"workers": 16}, 8, 1),
         ({"workers": 4, "threads": 3}, 8, 3),

@@ -8,6 +8,7 @@ from clfserve.service.answers import AnswerService, PredictionCache
 from clfserve.service.feedback import FeedbackDesk, feedback_url
 from clfserve.service.gateway import InferenceGateway
 from clfserve.service.limiter import RateLimiter
+from clfserve.service.loading import inference_workers
 from clfserve.service.metrics import ServiceMetrics
 from clfserve.service.model_state import ModelState
 from clfserve.service.predictionid import PredictionIds
@@ -43,7 +44,7 @@ class ServiceContext:
         gateway = InferenceGateway(
             model,
             metrics,
-            workers=settings.inference_workers,
+            workers=inference_workers(settings),
             microbatch=settings.microbatch,
             max_wait_s=settings.microbatch_max_wait_ms / 1000.0,
             max_queue=settings.max_queue,

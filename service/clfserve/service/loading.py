@@ -23,13 +23,31 @@ from clfserve.service.settings import Settings
 log = logging.getLogger(__name__)
 
 
+def inference_workers(settings: Settings, cpus: int | None = None) -> int:
+    """``CLFSERVE_INFERENCE_WORKERS``, or 2 model calls at once on CPU when this process has 2 or
+    more CPUs (its share of ``cpus`` under ``--workers``), else 1. With CUDA (``cuda``, or
+    ``auto`` where ONNX Runtime offers it) one call at a time keeps the GPU busy."""
+    if settings.inference_workers is not None:
+        return settings.inference_workers
+    if settings.device == "cuda" or (settings.device == "auto" and _cuda_offered()):
+        return 1
+    per_process = (cpus or usable_cpus()) // settings.workers
+    return 2 if per_process >= 2 else 1
+
+
+def _cuda_offered() -> bool:
+    import onnxruntime
+
+    return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+
+
 def intra_op_threads(settings: Settings, cpus: int | None = None) -> int:
     """``CLFSERVE_THREADS``, or the usable CPUs split between the model calls that may run at
     once (server processes x inference workers), so they do not fight over the same cores."""
     if settings.threads is not None:
         return settings.threads
     cpus = cpus or usable_cpus()
-    return max(1, cpus // (settings.workers * settings.inference_workers))
+    return max(1, cpus // (settings.workers * inference_workers(settings, cpus)))
 
 
 def resolve(uri: str) -> ResolvedModel:

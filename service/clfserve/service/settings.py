@@ -171,9 +171,12 @@ class Settings:
         "under load only: ms a forming micro-batch waits to fill; an idle queue never waits",
         check=at_least(0),
     )  # fmt: skip
-    inference_workers: int = setting(
-        "CLFSERVE_INFERENCE_WORKERS", 1, parse_int,
-        "model calls running at once, in threads off the event loop", check=at_least(1),
+    inference_workers: int | None = setting(
+        "CLFSERVE_INFERENCE_WORKERS", None, optional(parse_int, *_AUTO),
+        "model calls running at once, in threads off the event loop; auto: 2 on CPU when the "
+        "process has 2 or more CPUs (one call tokenizes and finishes while the other computes; "
+        "see the README's CPU layout benchmark), else 1",
+        check=at_least(1), shown="auto",
     )  # fmt: skip
     max_queue: int = setting(
         "CLFSERVE_MAX_QUEUE", 1024, parse_int,

@@ -6,8 +6,8 @@ limit, in memory and in Redis.
 
 Without Redis the counters live in this process, in `LocalWindows`: the same algorithm as a
 plain dict of three numbers per client, checked synchronously on the event loop (one thread, so
-no lock), which costs about a microsecond instead of the tens that limits' async memory storage
-spends behind its asyncio lock. With
+no lock): 2.7-5 µs per check, where limits' async memory storage, behind its asyncio lock, took
+15-25 µs (same process, alternated rounds). With
 ``CLFSERVE_REDIS_URL`` they live in Redis and every replica and worker spends one budget: each
 check is one Lua script that Redis runs atomically, so concurrent requests on any number of
 processes cannot both take the last unit.

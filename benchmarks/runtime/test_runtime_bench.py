@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -94,48 +95,50 @@ def batch_texts(texts: Texts, length: str, batch: int) -> list[str]:
     return texts.of(length, batch)
 
 
-@pytest.fixture
-def clf(classifier: Callable[[str], Any], variant: str) -> Any:
-    """The `Classifier` of the test's ``variant``."""
-    return classifier(variant)
+@dataclass(frozen=True)
+class VariantCase:
+    """One variant's cell of a batch group: its classifier, its texts and what its rows record."""
+
+    clf: Any
+    texts: list[str]
+    batch: int
+    info: dict[str, object]
+    """``variant``, ``length`` and, for int8, ``int8_macs`` of one predict call on ``texts``."""
 
 
 @pytest.fixture
-def macs(variant: str, request: pytest.FixtureRequest) -> Any:
-    """`Int8Macs` of the int8 graph for int8 rows; None for fp32 rows."""
-    return request.getfixturevalue("int8_macs") if variant == "int8" else None
+def case(
+    classifier: Callable[[str], Any], batch_texts: list[str], variant: str, length: str,
+    batch: int, request: pytest.FixtureRequest,
+) -> VariantCase:  # fmt: skip
+    """The `Classifier` of the test's ``variant`` on its ``batch`` texts of its ``length``."""
+    clf = classifier(variant)
+    macs = request.getfixturevalue("int8_macs") if variant == "int8" else None
+    info = {"variant": variant, "length": length, **_int8_work(variant, clf, macs, batch_texts)}
+    return VariantCase(clf, batch_texts, batch, info)
 
 
 @by_shape
 @by_variant
-def test_predict(
-    benchmark: Any, clf: Any, macs: Any, batch_texts: list[str], variant: str, length: str,
-    batch: int,
-) -> None:  # fmt: skip
-    clf.predict(batch_texts)  # first call of a shape allocates; keep it out of the timing
+def test_predict(benchmark: Any, case: VariantCase) -> None:
+    clf, texts = case.clf, case.texts
+    clf.predict(texts)  # first call of a shape allocates; keep it out of the timing
     _measure(
-        benchmark, "predict", batch, clf.predict, batch_texts,
-        variant=variant, length=length, **_tokens(clf, batch_texts),
-        **_int8_work(variant, clf, macs, batch_texts),
-    )  # fmt: skip
+        benchmark, "predict", case.batch, clf.predict, texts, **case.info, **_tokens(clf, texts)
+    )
 
 
 @by_shape
 @by_variant
-def test_session_run(
-    benchmark: Any, clf: Any, macs: Any, batch_texts: list[str], variant: str, length: str,
-    batch: int,
-) -> None:  # fmt: skip
-    chunks = clf.chunks(clf.encoder.encode(batch_texts))
+def test_session_run(benchmark: Any, case: VariantCase) -> None:
+    clf = case.clf
+    chunks = clf.chunks(clf.encoder.encode(case.texts))
 
     def run_all() -> list[Any]:
         return [clf.run(chunk) for chunk in chunks]
 
     run_all()
-    _measure(
-        benchmark, "session.run", batch, run_all, variant=variant, length=length,
-        chunks=len(chunks), **_int8_work(variant, clf, macs, batch_texts),
-    )  # fmt: skip
+    _measure(benchmark, "session.run", case.batch, run_all, **case.info, chunks=len(chunks))
 
 
 @pytest.fixture

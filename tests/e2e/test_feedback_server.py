@@ -8,7 +8,7 @@ import httpx
 import pytest
 from server_process import running_server
 
-from clfserve.evaluation.feedback import FeedbackStore
+from clfserve.evaluation.feedback import FeedbackStore, NamedAnswer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -65,5 +65,6 @@ def test_feedback_is_kept_across_a_restart_and_scored(tiny_artefact: Path, tmp_p
     finally:
         store.close()
     assert [(r.text, r.label) for r in rows] == [(text, wrong), ("dull and lifeless", "negative")]
-    assert (rows[0].model_version, rows[0].predicted) == (answer["model"]["version"],
-                                                          answer["label"])  # fmt: skip
+    assert rows[0].answer == NamedAnswer(
+        answer["prediction_id"], answer["model"]["version"], answer["label"]
+    )

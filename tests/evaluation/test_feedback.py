@@ -11,6 +11,7 @@ from clfserve.evaluation.feedback import (
     FeedbackStore,
     FeedbackStoreError,
     FeedbackWindow,
+    NamedAnswer,
     as_dataset,
     default_url,
     feedback_data,
@@ -21,18 +22,15 @@ def test_rows_survive_reopening_and_keep_their_order(tmp_path: Path) -> None:
     url = default_url(tmp_path / "home")
     store = FeedbackStore(url)
     first = store.add("great film", "positive")
-    store.add("dull", "negative", prediction_id="p1", model_version="3", predicted="positive")
+    store.add("dull", "negative", NamedAnswer("p1", "3", "positive"))
     store.close()
 
     reopened = FeedbackStore(url)
     rows = reopened.all()
     assert [(r.text, r.label) for r in rows] == [("great film", "positive"), ("dull", "negative")]
     assert rows[0].id == first.id
-    assert (rows[1].prediction_id, rows[1].model_version, rows[1].predicted) == (
-        "p1",
-        "3",
-        "positive",
-    )
+    assert rows[0].answer is None
+    assert rows[1].answer == NamedAnswer("p1", "3", "positive")
     assert rows[0].received_at.tzinfo is not None
     assert reopened.count() == 2
 

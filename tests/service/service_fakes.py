@@ -9,11 +9,14 @@ from dataclasses import dataclass, field
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from clfserve.evaluation import Dataset
+from clfserve.evaluation.evaluate import result_of
 from clfserve.runtime import Encoded, InvalidInput, ModelInfo, Prediction
 from clfserve.runtime.inputs import Rows, plan_chunks
 from clfserve.service import Settings, StalenessSettings
 from clfserve.service.gateway import WARMUP_TEXTS
 from clfserve.service.model_state import Model
+from clfserve.service.staleness.record import ModelRef, Scored, Verdict
 
 LABELS = ("negative", "positive")
 
@@ -31,6 +34,16 @@ def fake_info(version: str = "v1", checksum: str = "c0ffee") -> ModelInfo:
         load_seconds=0.01,
         path="/nowhere",
     )
+
+
+def fake_scored(verdict: Verdict) -> Scored:
+    """What a staleness run of `fake_info`'s model found on two texts (half right), as
+    ``verdict``."""
+    info = fake_info()
+    data = Dataset(("a good movie", "dull"), ("positive", "negative"), "two.csv")
+    result = result_of(data, ["positive", "positive"], info, 0.01)
+    model = ModelRef(info.name, info.version, info.variant, result.provider, "fake")
+    return Scored(result, model, result.macro_f1, verdict)
 
 
 def fake_prediction(text: str) -> Prediction:

@@ -12,7 +12,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 from service_fakes import AppFactory, ready_client
 
-from clfserve.evaluation.feedback import Feedback, FeedbackStore
+from clfserve.evaluation.feedback import Feedback, FeedbackStore, NamedAnswer
 from clfserve.service import RateLimit
 from clfserve.service.feedback import FeedbackDesk
 from clfserve.service.predictionid import MAX_CHARS, MalformedId, PredictionIds
@@ -129,11 +129,12 @@ def test_feedback_naming_an_answer_stores_what_it_said(
     assert plain.status_code == 201
     assert (plain.json()["model_version"], plain.json()["predicted"]) == (None, None)
     rows = stored(url)
-    assert [(r.id, r.text, r.label, r.predicted) for r in rows] == [
-        (body["id"], "a good movie", "negative", "positive"),
-        (plain.json()["id"], "dull", "negative", None),
+    assert [(r.id, r.text, r.label) for r in rows] == [
+        (body["id"], "a good movie", "negative"),
+        (plain.json()["id"], "dull", "negative"),
     ]
-    assert rows[0].prediction_id == answer["prediction_id"]
+    assert rows[0].answer == NamedAnswer(answer["prediction_id"], "v1", "positive")
+    assert rows[1].answer is None
     metrics = client.get("/metrics").text
     assert 'clfserve_feedback_total{outcome="stored"} 2.0' in metrics
 

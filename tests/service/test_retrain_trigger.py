@@ -10,19 +10,19 @@ import sys
 from pathlib import Path
 
 import pytest
+from service_fakes import fake_scored
 
 from clfserve.service import Settings
-from clfserve.service.staleness.record import Evaluation
+from clfserve.service.staleness.record import Evaluation, Verdict
 from clfserve.service.staleness.retrain import RetrainTrigger, retrain_trigger
 from clfserve.service.staleness.scheduler import ScheduleLock
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
 
-def evaluation(verdict: str | None) -> Evaluation:
+def evaluation(verdict: Verdict | None) -> Evaluation:
     found = Evaluation(1, "scheduled", "f1", 0.8, "2026-11-27T00:00:00+00:00")
-    found.verdict = verdict  # type: ignore[assignment]
-    found.value = 0.5
+    found.scored = None if verdict is None else fake_scored(verdict)
     return found
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -74,3 +75,26 @@ async def test_redis_gone_means_misses_and_dropped_writes_not_errors(
     assert await cache.get_many(fake_info(), ["a"]) == [None]
     await cache.put_many(fake_info(), ["b"], [fake_prediction("b")])
     assert not cache.link.up
+
+
+@pytest.mark.parametrize(
+    "junk",
+    [
+        "not json",
+        '["a", "list"]',
+        '{"t": "wrong shape"}',
+        '{"t": "%s", "l": 1, "s": 0.5, "p": {}, "x": true, "n": 1}',  # the tag, a bad label
+    ],
+)
+async def test_whatever_else_sits_in_a_slot_is_a_miss_until_overwritten(
+    redis_server: RedisProcess, junk: str
+) -> None:
+    cache = shared(redis_server, slots=1)
+    slot = cache.link.key("cache", "0")
+    await cache.put_many(fake_info(), ["a"], [fake_prediction("a")])
+    stored = redis_server.command("GET", slot).split(b"\r\n")[1]  # a bulk string: $N, value
+    tag = json.loads(stored)["t"]
+    assert redis_server.command("SET", slot, junk.replace("%s", tag)) == b"+OK\r\n"
+    assert await cache.get_many(fake_info(), ["a"]) == [None]
+    await cache.put_many(fake_info(), ["a"], [fake_prediction("a")])
+    assert await cache.get_many(fake_info(), ["a"]) == [fake_prediction("a")]

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
-from service_fakes import FakePredictor, loader_for, quiet, ready_client
+from service_fakes import FakePredictor, fake_scored, loader_for, quiet, ready_client
 
 from clfserve.evaluation import DataSource
 from clfserve.runtime import ClfserveError
@@ -27,7 +27,7 @@ from clfserve.service.staleness import StalenessSettings
 from clfserve.service.staleness.alert import Alerter
 from clfserve.service.staleness.gauges import StalenessGauges
 from clfserve.service.staleness.monitor import StalenessMonitor
-from clfserve.service.staleness.record import Evaluation, ModelRef, Tracking, iso
+from clfserve.service.staleness.record import Alert, Evaluation, ModelRef, Tracking, iso
 from clfserve.service.staleness.settings import Schedule, parse_schedule
 
 TOKEN = "s3cret-token"
@@ -322,10 +322,10 @@ async def test_foreign_labels_are_neither_tracked_nor_alerted(
     assert evaluation.error is not None
     assert "awful, neutral" in evaluation.error
     assert "negative, positive" in evaluation.error
-    assert (evaluation.result, evaluation.value) == (None, None)
+    assert evaluation.scored is None
     assert evaluation.data is not None
     assert (evaluation.data.source, evaluation.data.rows) == (str(data), 12)
-    assert (tracker.logged, alerter.notified, evaluation.alerted) == ([], [], False)
+    assert (tracker.logged, alerter.notified, evaluation.alert) == ([], [], None)
     assert evaluation.tracking == Tracking("not attempted")
     assert monitor.latest is evaluation
     assert gateway.state.staleness == evaluation.summary()
@@ -352,10 +352,13 @@ async def test_verdicts_are_tracked_and_a_turn_to_stale_alerts_once(
     assert tracker.logged == [healthy, stale, again, recovered, stale_again]
     assert healthy.tracking == Tracking("logged", run_id="run-1")
     assert alerter.notified == [stale, stale_again]
-    assert [e.alerted for e in (healthy, stale, again, recovered, stale_again)] == [
-        False, True, False, False, True,
+    assert [e.alert for e in (healthy, stale, again, recovered, stale_again)] == [
+        None, Alert(None), None, None, Alert(None),
     ]  # fmt: skip
-    assert stale.model == ModelRef("fake-sentiment", "v1", "int8", "CPUExecutionProvider", "fake")
+    assert stale.scored is not None
+    assert stale.scored.model == ModelRef(
+        "fake-sentiment", "v1", "int8", "CPUExecutionProvider", "fake"
+    )
     assert (stale.started_at, stale.finished_at) == (iso(1_800_000_010), iso(1_800_000_015))
     assert monitor.history == [stale_again, recovered, again, stale, healthy]
 
@@ -393,11 +396,14 @@ def test_evaluation_record_json() -> None:
     assert out["started_at"] == "1970-01-01T00:00:00Z"
     assert out["tracking"] == {"status": "off"}
     assert {"alert", "model", "data"}.isdisjoint(out)
-    evaluation.verdict, evaluation.alerted, evaluation.webhook = "stale", True, False
+    evaluation.scored, evaluation.alert = fake_scored("stale"), Alert(webhook=False)
     assert (evaluation.status, evaluation.stale) == ("stale", True)
-    assert evaluation.to_json()["alert"] == {"webhook": False}
+    out = evaluation.to_json()
+    assert out["alert"] == {"webhook": False}
+    assert (out["value"], out["accuracy"], out["n_samples"]) == (pytest.approx(1 / 3), 0.5, 2)
+    assert out["model"]["name"] == "fake-sentiment"
     summary = evaluation.summary()
-    assert (summary["status"], summary["accuracy"], summary["n_samples"]) == ("stale", None, None)
+    assert (summary["status"], summary["accuracy"], summary["n_samples"]) == ("stale", 0.5, 2)
 
 
 # -- admin route ----------------------------------------------------------------------------
@@ -500,16 +506,15 @@ async def test_the_webhook_body_does_not_claim_an_alert_outcome(
     alerter = Alerter(settings.alert_webhook, 1.0, httpx.MockTransport(handler))
     gauges = StalenessGauges(ServiceMetrics().registry)
     evaluation = await StalenessMonitor(settings, gateway, gauges, None, alerter).run("manual")
-    assert evaluation.webhook is True
+    assert evaluation.alert == Alert(webhook=True)
     assert len(posted) == 1
     assert "alert" not in posted[0]
 
 
 def stale_record() -> Evaluation:
     return Evaluation(
-        3, "scheduled", "f1", 0.8, iso(0), iso(1), verdict="stale", value=0.1,
-        model=ModelRef("m", "1", "int8", "CPUExecutionProvider", "/models/m"),
-        data=DataSource("x.csv", "0" * 64, 3),
+        3, "scheduled", "f1", 0.8, iso(0), iso(1), DataSource("x.csv", "0" * 64, 3),
+        fake_scored("stale"),
     )  # fmt: skip
 
 

@@ -2,8 +2,8 @@
 
 The store is any SQLAlchemy database URL (``sqlite:///...`` by default, PostgreSQL for replicas
 that share one). Each row also keeps what the service answered when the client named that answer
-(``prediction_id``): the model version and the predicted label, so feedback can be scored per
-version. Rows are only ever appended; nothing accepted is rewritten or dropped.
+(a `NamedAnswer`: its ``prediction_id``, the model version and the predicted label), so feedback
+can be scored per version. Rows are only ever appended; nothing accepted is rewritten or dropped.
 
     ClfserveError
     └── FeedbackStoreError    the database cannot be opened, read or written
@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -47,8 +47,20 @@ class FeedbackStoreError(ClfserveError):
 
 
 @dataclass(frozen=True)
+class NamedAnswer:
+    """An answer of the service that a label corrects or confirms, as its id names it."""
+
+    prediction_id: str
+    """The answer's id, as the service returned it."""
+    model_version: str
+    """The registered version that gave that answer."""
+    predicted: str
+    """The label that answer gave."""
+
+
+@dataclass(frozen=True)
 class Feedback:
-    """One stored label. ``model_version`` and ``predicted`` are set when it named an answer."""
+    """One stored label."""
 
     id: int
     """Increasing in the order rows were stored (their order everywhere)."""
@@ -57,12 +69,8 @@ class Feedback:
     """The label the client says is right."""
     received_at: datetime
     """When it was stored, in UTC."""
-    prediction_id: str | None = None
-    """The answer it corrects or confirms, as the service returned it."""
-    model_version: str | None = None
-    """The registered version that gave that answer."""
-    predicted: str | None = None
-    """The label that answer gave."""
+    answer: NamedAnswer | None = None
+    """The answer it corrects or confirms; None when it named none."""
 
 
 def default_url(home: Path) -> str:
@@ -136,29 +144,16 @@ class FeedbackStore:
         except (SQLAlchemyError, ValueError, ImportError, OSError) as exc:
             raise FeedbackStoreError(f"feedback database {self._shown}: {exc}") from exc
 
-    def add(
-        self,
-        text: str,
-        label: str,
-        *,
-        prediction_id: str | None = None,
-        model_version: str | None = None,
-        predicted: str | None = None,
-    ) -> Feedback:
+    def add(self, text: str, label: str, answer: NamedAnswer | None = None) -> Feedback:
         """Store one label durably (committed before this returns) and give the stored row."""
         now = datetime.now(UTC)
-        values = {
-            "text": text,
-            "label": label,
-            "prediction_id": prediction_id,
-            "model_version": model_version,
-            "predicted": predicted,
-            "received_at": now,
-        }
+        values = {"text": text, "label": label, "received_at": now}
+        if answer is not None:
+            values |= asdict(answer)
         with self._failing("write to"), self._engine.begin() as conn:
             key = conn.execute(_table.insert().values(**values)).inserted_primary_key
         assert key is not None
-        return Feedback(int(key[0]), text, label, now, prediction_id, model_version, predicted)
+        return Feedback(int(key[0]), text, label, now, answer)
 
     def latest(self, limit: int) -> list[Feedback]:
         """The newest ``limit`` rows, oldest first."""
@@ -200,15 +195,10 @@ def _feedback(row: Any) -> Feedback:
     received = row["received_at"]
     if received.tzinfo is None:  # SQLite keeps no zone; every row is written in UTC
         received = received.replace(tzinfo=UTC)
-    return Feedback(
-        id=row["id"],
-        text=row["text"],
-        label=row["label"],
-        received_at=received,
-        prediction_id=row["prediction_id"],
-        model_version=row["model_version"],
-        predicted=row["predicted"],
-    )
+    answer = None
+    if row["prediction_id"] is not None:  # the three columns are written together
+        answer = NamedAnswer(row["prediction_id"], row["model_version"], row["predicted"])
+    return Feedback(row["id"], row["text"], row["label"], received, answer)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -87,24 +87,19 @@ def build_feedback_routes(ctx: ServiceContext) -> list[HTTPRouteHandler]:
             raise InvalidRequest(
                 f"label {body.label!r} is not one of the model's labels: {', '.join(labels)}"
             )
-        version = predicted = None
+        answer = None
         if body.prediction_id is not None:
             try:
-                named = ctx.ids.read(body.prediction_id)
+                answer = ctx.ids.read(body.prediction_id)
             except MalformedId as exc:
                 raise InvalidRequest(str(exc)) from None
-            version, predicted = named.model_version, named.predicted
-        row = await ctx.feedback.using(
-            lambda store: store.add(
-                text,
-                body.label,
-                prediction_id=body.prediction_id,
-                model_version=version,
-                predicted=predicted,
-            )
-        )  # fmt: skip  (committed before this returns)
+        # committed before this returns
+        row = await ctx.feedback.using(lambda store: store.add(text, body.label, answer))
         return FeedbackOut(
-            row.id, row.received_at.isoformat(timespec="seconds"), version, predicted
+            row.id,
+            row.received_at.isoformat(timespec="seconds"),
+            None if answer is None else answer.model_version,
+            None if answer is None else answer.predicted,
         )
 
     @post(

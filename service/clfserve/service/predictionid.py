@@ -15,7 +15,8 @@ import binascii
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+
+from clfserve.evaluation.feedback import NamedAnswer
 
 PREFIX = "p1"
 MAX_CHARS = 200
@@ -29,14 +30,6 @@ _BUILT_IN_KEY = b"clfserve-prediction-id"
 
 class MalformedId(ValueError):
     """A prediction id this service did not issue (or not with this key); says what is wrong."""
-
-
-@dataclass(frozen=True)
-class Named:
-    """What a prediction id says about the answer it names."""
-
-    model_version: str
-    predicted: str
 
 
 def _b64(raw: bytes) -> str:
@@ -64,8 +57,8 @@ class PredictionIds:
         )  # fmt: skip
         return f"{body}.{self._tag(body)}"
 
-    def read(self, prediction_id: str) -> Named:
-        """The version and label an id names; `MalformedId` unless this service issued it."""
+    def read(self, prediction_id: str) -> NamedAnswer:
+        """The answer an id names (its version and label); `MalformedId` unless issued here."""
         if len(prediction_id) > MAX_CHARS:
             raise MalformedId(f"prediction_id is longer than {MAX_CHARS} characters")
         parts = prediction_id.split(".")
@@ -83,4 +76,4 @@ class PredictionIds:
             version, label = (_unb64(p).decode("utf-8") for p in parts[1:3])
         except (binascii.Error, ValueError):  # only a holder of the key could get here
             raise MalformedId("prediction_id does not decode") from None
-        return Named(version, label)
+        return NamedAnswer(prediction_id, version, label)

@@ -15,8 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from typing import Any
 
+import msgspec
 from prometheus_client import CollectorRegistry, Counter
 from redis.asyncio import Redis
 
@@ -25,6 +25,8 @@ from clfserve.service.answers import model_key
 from clfserve.service.redislink import UNAVAILABLE, RedisLink
 
 COMPONENT = "prediction cache"
+_KEYS = {"tag": "t", "label": "l", "score": "s", "scores": "p", "truncated": "x", "n_tokens": "n"}
+"""One-letter keys in Redis: entries stay small."""
 
 
 class SharedPredictionCache:
@@ -85,26 +87,32 @@ class SharedPredictionCache:
         await self.link.call(COMPONENT, store)
 
 
-def _encode(tag: str, p: Prediction) -> str:
-    return json.dumps(
-        {"t": tag, "l": p.label, "s": p.score, "p": p.scores, "x": p.truncated, "n": p.n_tokens},
-        separators=(",", ":"),
-    )
+class _Entry(msgspec.Struct, frozen=True, rename=_KEYS):
+    """What a slot holds: the tag of the model and text it answers for, and the answer."""
+
+    tag: str
+    label: str
+    score: float
+    scores: dict[str, float]
+    truncated: bool
+    n_tokens: int
+
+
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder(_Entry)
+
+
+def _encode(tag: str, p: Prediction) -> bytes:
+    return _ENCODER.encode(_Entry(tag, p.label, p.score, p.scores, p.truncated, p.n_tokens))
 
 
 def _decode(raw: bytes | str | None, tag: str) -> Prediction | None:
     if raw is None:
         return None
     try:
-        entry: dict[str, Any] = json.loads(raw)
-        if entry.get("t") != tag:  # another text (or model) owns this slot now
-            return None
-        return Prediction(
-            label=str(entry["l"]),
-            score=float(entry["s"]),
-            scores={str(k): float(v) for k, v in entry["p"].items()},
-            truncated=bool(entry["x"]),
-            n_tokens=int(entry["n"]),
-        )
-    except (ValueError, KeyError, TypeError, AttributeError):
+        entry = _DECODER.decode(raw)
+    except msgspec.DecodeError:  # includes ValidationError
         return None  # written by something else: a miss, and the next write replaces it
+    if entry.tag != tag:  # another text (or model) owns this slot now
+        return None
+    return Prediction(entry.label, entry.score, entry.scores, entry.truncated, entry.n_tokens)

@@ -29,12 +29,12 @@ class Alerter:
     def notify(self, evaluation: Evaluation) -> bool | None:
         """Log the turn to stale and POST the evaluation; True/False = webhook outcome, None =
         no webhook configured."""
-        model, data = evaluation.model, evaluation.data
+        scored, data = evaluation.scored, evaluation.data
         log.warning(
             "model %s v%s is STALE: %s %.4f < threshold %.4f on %s (%d samples)",
-            model.name if model else "?", model.version if model else "?", evaluation.metric,
-            evaluation.value or 0.0, evaluation.threshold, data.source if data else "?",
-            data.rows if data else 0,
+            scored.model.name if scored else "?", scored.model.version if scored else "?",
+            evaluation.metric, scored.value if scored else 0.0, evaluation.threshold,
+            data.source if data else "?", data.rows if data else 0,
         )  # fmt: skip
         return self.post({"event": "model_stale", **evaluation.to_json()}, "staleness")
 

@@ -34,11 +34,14 @@ from clfserve.service.gateway import InferenceGateway, Priority
 from clfserve.service.staleness.alert import Alerter
 from clfserve.service.staleness.gauges import StalenessGauges
 from clfserve.service.staleness.record import (
+    Alert,
     Evaluation,
     ModelRef,
     Scope,
+    Scored,
     Tracking,
     Trigger,
+    Verdict,
     iso,
 )
 from clfserve.service.staleness.settings import StalenessSettings
@@ -124,7 +127,7 @@ class StalenessMonitor:
             finished = self.clock()
             for part in parts:
                 part.finished_at = iso(finished)  # the check time, also tagged in MLflow
-                if part.verdict is not None and self.tracker is not None:
+                if part.scored is not None and self.tracker is not None:
                     await asyncio.to_thread(self._track, part)
             await self._observe(evaluation, finished)
             self._history.appendleft(evaluation)
@@ -177,13 +180,12 @@ class StalenessMonitor:
         result = result_of(
             dataset, [p.label for p in predictions], info, time.perf_counter() - started
         )
-        evaluation.result = result
-        evaluation.model = ModelRef(
+        model = ModelRef(
             info.name, info.version, info.variant, result.provider, self.gateway.state.uri
         )
         value = result.macro_f1 if self.settings.metric == "f1" else result.accuracy
-        evaluation.value = value
-        evaluation.verdict = "stale" if value < self.settings.threshold else "healthy"
+        verdict: Verdict = "stale" if value < self.settings.threshold else "healthy"
+        evaluation.scored = Scored(result, model, value, verdict)
 
     def _track(self, evaluation: Evaluation) -> None:
         assert self.tracker is not None
@@ -206,23 +208,22 @@ class StalenessMonitor:
             elif part.skipped:
                 log.info("staleness evaluation #%d (%s) skipped: %s", part.id, part.scope,
                          part.skipped)  # fmt: skip
-        if (result := evaluation.result) is not None:
-            g.accuracy.set(result.accuracy)
-            g.f1.set(result.macro_f1)
-        judged = [part for part in parts if part.verdict is not None]
+        if evaluation.scored is not None:
+            g.accuracy.set(evaluation.scored.result.accuracy)
+            g.f1.set(evaluation.scored.result.macro_f1)
+        judged = [(part, part.scored) for part in parts if part.scored is not None]
         if not judged:
             return
         stale = bool(evaluation.stale_on)
         g.stale.set(1 if stale else 0)
-        for part in judged:
-            assert part.result is not None
+        for part, scored in judged:
+            result = scored.result
             log.info(
                 "staleness evaluation #%d (%s, %s): %s, %s %.4f (threshold %.4f), accuracy "
                 "%.4f, macro-F1 %.4f, %d samples of %s in %.2fs",
-                part.id, part.trigger, part.scope, part.verdict, part.metric, part.value,
-                part.threshold, part.result.accuracy, part.result.macro_f1,
-                part.result.n_samples, part.data.source if part.data else "?",
-                part.result.duration_s,
+                part.id, part.trigger, part.scope, scored.verdict, part.metric, scored.value,
+                part.threshold, result.accuracy, result.macro_f1, result.n_samples,
+                part.data.source if part.data else "?", result.duration_s,
             )  # fmt: skip
         turned_stale = stale and self._verdict is not True
         self._verdict = stale
@@ -230,4 +231,4 @@ class StalenessMonitor:
             culprit = evaluation if evaluation.stale else evaluation.feedback
             assert culprit is not None
             webhook = await asyncio.to_thread(self._alerter.notify, culprit)
-            evaluation.alerted, evaluation.webhook = True, webhook
+            evaluation.alert = Alert(webhook)

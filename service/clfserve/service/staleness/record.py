@@ -57,6 +57,25 @@ class Tracking:
     registered_model: RegisteredVersion | None = None
 
 
+@dataclass(frozen=True)
+class Scored:
+    """What scoring the data found: the scores, the model that gave them, the metric's value
+    and the verdict it gives against the threshold."""
+
+    result: EvaluationResult
+    model: ModelRef
+    value: float
+    verdict: Verdict
+
+
+@dataclass(frozen=True)
+class Alert:
+    """The alert an evaluation sent when it turned the model stale."""
+
+    webhook: bool | None
+    """The webhook POST: True sent, False failed, None no webhook configured."""
+
+
 @dataclass
 class Evaluation:
     """One evaluation; ``status`` is ``error`` until a verdict is reached without error."""
@@ -67,12 +86,11 @@ class Evaluation:
     threshold: float
     started_at: str
     finished_at: str | None = None
-    verdict: Verdict | None = None
-    value: float | None = None
-    error: str | None = None
-    result: EvaluationResult | None = None
-    model: ModelRef | None = None
     data: DataSource | None = None
+    """The data scored (kept once read, also when the run then fails or is skipped)."""
+    scored: Scored | None = None
+    """What scoring found; None: no verdict (see ``error`` and ``skipped``)."""
+    error: str | None = None
     tracking: Tracking = field(default_factory=lambda: Tracking("off"))
     scope: Scope = "validation"
     """Which data: the validation data, or the production labels."""
@@ -80,10 +98,12 @@ class Evaluation:
     """Why there is no verdict although nothing failed (too few production labels)."""
     feedback: Evaluation | None = None
     """The same run scored on production labels (None: that evaluation is off)."""
-    webhook: bool | None = None
-    """Outcome of the alert POST when this evaluation turned the model stale: True sent,
-    False failed, None no webhook configured. Unset (no ``alert`` key) when no alert was due."""
-    alerted: bool = False
+    alert: Alert | None = None
+    """Set when this evaluation turned the model stale; None when no alert was due."""
+
+    @property
+    def verdict(self) -> Verdict | None:
+        return None if self.scored is None else self.scored.verdict
 
     @property
     def stale(self) -> bool | None:
@@ -113,24 +133,23 @@ class Evaluation:
             "error": self.error,
             "metric": self.metric,
             "threshold": self.threshold,
-            "value": self.value,
+            "value": None if self.scored is None else self.scored.value,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
         }
         if self.skipped:
             out["skipped"] = self.skipped
-        if self.result is not None:
-            scores = self.result.to_dict()
+        if self.scored is not None:
+            scores = self.scored.result.to_dict()
             for key in ("model_name", "model_version", "variant", "provider", "dataset"):
                 scores.pop(key)
             out.update(scores)
-        if self.model is not None:
-            out["model"] = asdict(self.model)
+            out["model"] = asdict(self.scored.model)
         if self.data is not None:
             out["data"] = asdict(self.data)
         out["tracking"] = {k: v for k, v in asdict(self.tracking).items() if v is not None}
-        if self.alerted:
-            out["alert"] = {"webhook": self.webhook}
+        if self.alert is not None:
+            out["alert"] = asdict(self.alert)
         if self.scope == "validation":
             out["stale_on"] = self.stale_on
             out["feedback"] = None if self.feedback is None else self.feedback.to_json()
@@ -138,16 +157,17 @@ class Evaluation:
 
     def summary(self) -> dict[str, Any]:
         """The verdict part, for ``GET /model``."""
+        result = None if self.scored is None else self.scored.result
         return {
             "status": self.status,
             "verdict": self.verdict,
             "stale": self.stale,
             "metric": self.metric,
-            "value": self.value,
+            "value": None if self.scored is None else self.scored.value,
             "threshold": self.threshold,
-            "accuracy": None if self.result is None else self.result.accuracy,
-            "macro_f1": None if self.result is None else self.result.macro_f1,
-            "n_samples": None if self.result is None else self.result.n_samples,
+            "accuracy": None if result is None else result.accuracy,
+            "macro_f1": None if result is None else result.macro_f1,
+            "n_samples": None if result is None else result.n_samples,
             "finished_at": self.finished_at,
             "error": self.error,
             "stale_on": self.stale_on,

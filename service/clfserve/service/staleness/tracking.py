@@ -23,10 +23,11 @@ from typing import Any, TypeVar
 
 import httpx
 
+from clfserve.evaluation import DataSource
 from clfserve.registry import experiment_id_for, is_registry_uri, open_client, parse_model_uri
 from clfserve.registry import tracking_uri as default_tracking_uri
 from clfserve.runtime import ClfserveError
-from clfserve.service.staleness.record import Evaluation, RegisteredVersion, Tracking
+from clfserve.service.staleness.record import Evaluation, RegisteredVersion, Scored, Tracking
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -71,9 +72,10 @@ class MlflowTracker:
         _preflight(self.uri, min(5.0, self.timeout_s))
         from mlflow.entities import Metric, Param, RunTag
 
-        model, result, data = evaluation.model, evaluation.result, evaluation.data
-        if model is None or result is None or data is None:
+        scored, data = evaluation.scored, evaluation.data
+        if scored is None or data is None:
             raise TrackingError("only an evaluation that reached a verdict is logged")
+        model, result = scored.model, scored.result
         registered = self.registered_version(model.version)
         stale = "true" if evaluation.stale_on else "false"
         tags = {
@@ -85,7 +87,7 @@ class MlflowTracker:
             "clfserve.trigger": evaluation.trigger,
             "clfserve.scope": evaluation.scope,
             "stale": "true" if evaluation.stale else "false",
-            "verdict": str(evaluation.verdict),
+            "verdict": scored.verdict,
         }
         if registered is not None:
             tags["registered_model_name"] = registered.name
@@ -113,7 +115,7 @@ class MlflowTracker:
                 run_id,
                 metrics=[Metric(k, float(v), now_ms, 0) for k, v in metrics.items()],
                 params=[Param(k, str(v)[:500]) for k, v in params.items()],
-                tags=[RunTag("mlflow.note.content", _note(evaluation))],
+                tags=[RunTag("mlflow.note.content", _note(evaluation, scored, data))],
             )
             client.set_terminated(run_id)
             if registered is not None:
@@ -135,12 +137,10 @@ class MlflowTracker:
         return RegisteredVersion(parse_model_uri(self.model_uri).name, served_version)
 
 
-def _note(evaluation: Evaluation) -> str:
-    data = evaluation.data
+def _note(evaluation: Evaluation, scored: Scored, data: DataSource) -> str:
     return (
-        f"{evaluation.verdict}: {evaluation.metric} {evaluation.value or 0.0:.4f} vs threshold "
-        f"{evaluation.threshold:.4f} on {data.rows if data else 0} samples of "
-        f"{data.source if data else '?'}"
+        f"{scored.verdict}: {evaluation.metric} {scored.value:.4f} vs threshold "
+        f"{evaluation.threshold:.4f} on {data.rows} samples of {data.source}"
     )
 
 

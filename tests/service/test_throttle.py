@@ -34,6 +34,10 @@ def test_429_after_the_limit_with_retry_after_and_ratelimit_headers(
         assert ok.status_code == 200
         assert ok.headers["ratelimit-limit"] == "3"
         assert ok.headers["ratelimit-remaining"] == str(2 - i)
+        assert ok.headers["ratelimit-policy"] == "3; w=60"
+        assert 0 <= int(ok.headers["ratelimit-reset"]) <= 60
+        assert ok.headers["x-model-version"] == "v1"
+        assert len(ok.headers.get_list("ratelimit-limit")) == 1  # appended once, not twice
     refused = limited.post("/predict", json={"text": "t3"})
     assert refused.status_code == 429
     assert "rate limit exceeded" in refused.json()["detail"]

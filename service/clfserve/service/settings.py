@@ -174,8 +174,9 @@ class Settings:
     inference_workers: int | None = setting(
         "CLFSERVE_INFERENCE_WORKERS", None, optional(parse_int, *_AUTO),
         "model calls running at once, in threads off the event loop; auto: 2 on CPU when the "
-        "process has 2 or more CPUs (one call tokenizes and finishes while the other computes; "
-        "see the README's CPU layout benchmark), else 1",
+        "process has 2 or more CPUs, the threads split between them (2-vCPU Xeon, `/predict` "
+        "at 64 connections, 3 alternated rounds: 1.23x the req/s of one call on 2 threads), "
+        "else 1",
         check=at_least(1), shown="auto",
     )  # fmt: skip
     max_queue: int = setting(

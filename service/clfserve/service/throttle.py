@@ -13,6 +13,7 @@ refused request raises `TooManyRequestsException`, which `errors.throttled_handl
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Sequence
 
@@ -62,9 +63,19 @@ def rate_limit_headers(verdict: Verdict) -> dict[str, str]:
 
 
 def _raw_headers(verdict: Verdict) -> list[tuple[bytes, bytes]]:
-    """`rate_limit_headers` as ASGI header pairs (lower-case names, latin-1 values)."""
-    return [(name.lower().encode(), value.encode("latin-1"))
-            for name, value in rate_limit_headers(verdict).items()]  # fmt: skip
+    """`rate_limit_headers` as ASGI header pairs, on every allowed response: the policy and
+    limit are encoded once per limit, only remaining and reset per request."""
+    return [
+        *_constant_headers(verdict.limit, verdict.window_s),
+        (b"ratelimit-remaining", str(max(0, verdict.remaining)).encode()),
+        (b"ratelimit-reset", str(verdict.reset_s).encode()),
+    ]
+
+
+@functools.cache
+def _constant_headers(limit: int, window_s: int) -> tuple[tuple[bytes, bytes], ...]:
+    return ((b"ratelimit-policy", f"{limit}; w={window_s}".encode()),
+            (b"ratelimit-limit", str(limit).encode()))  # fmt: skip
 
 
 class RateLimitMiddleware(AbstractMiddleware):

@@ -115,6 +115,20 @@ async def test_local_windows_decide_as_the_limits_library_does(
         assert reset_in == pytest.approx(stats.reset_time - clock.now, abs=1e-6), step
 
 
+async def test_redis_verdicts_count_down_and_refuse_like_local_ones(
+    redis_server: RedisProcess,
+) -> None:
+    (shared,) = replicas(redis_server, 1, RateLimit(5, "day"))
+    local = RateLimiter(RateLimit(5, "day"))
+    for limiter in (shared, local):
+        verdicts = [await limiter.check("a") for _ in range(7)]
+        assert [v.allowed for v in verdicts] == [True] * 5 + [False] * 2
+        assert [v.remaining for v in verdicts] == [4, 3, 2, 1, 0, 0, 0]
+        assert all(1 <= v.reset_s <= 86_400 for v in verdicts[5:])
+        assert (verdicts[0].limit, verdicts[0].window_s) == (5, 86_400)
+    assert shared.link is not None and shared.link.up  # answered by Redis, not the fallback
+
+
 async def test_replicas_share_one_budget(redis_server: RedisProcess) -> None:
     a, b, c = replicas(redis_server, 3, RateLimit(10, "minute"))
     total = 0

@@ -1,16 +1,19 @@
-"""`RateLimiter`: one budget per client address, from the `limits` library.
+"""`RateLimiter`: one budget per client address, as a sliding window counter.
 
-The strategy is limits' sliding window counter: two counters per client (this window's and the
-last one's, weighted by how much of it still overlaps), so a check costs the same whatever the
-limit, in memory and in Redis.
+Two counters per client, this window's and the last one's (windows aligned to the Unix epoch);
+the last one counts by the share of it still inside the last ``window`` seconds. A request is
+admitted while that weighted count, rounded down, plus one stays within the limit. A check
+costs the same whatever the limit, in memory and in Redis. It is the algorithm of the `limits`
+library (which Flask-Limiter and slowapi build on), and `LocalWindows` is tested against it
+decision by decision.
 
-Without Redis the counters live in this process, in `LocalWindows`: the same algorithm as a
-plain dict of three numbers per client, checked synchronously on the event loop (one thread, so
-no lock): 2.7-5 µs per check, where limits' async memory storage, behind its asyncio lock, took
-15-25 µs (same process, alternated rounds). With
-``CLFSERVE_REDIS_URL`` they live in Redis and every replica and worker spends one budget: each
-check is one Lua script that Redis runs atomically, so concurrent requests on any number of
-processes cannot both take the last unit.
+Without Redis the counters live in this process, in `LocalWindows`: a dict of three numbers per
+client, checked synchronously on the event loop (one thread, so no lock): 2.7-5 µs per check,
+where limits' async memory storage, behind its asyncio lock, took 15-25 µs (same process,
+alternated rounds). With ``CLFSERVE_REDIS_URL`` they live in Redis (`RedisWindows`) and every
+replica and worker spends one budget: each check is one Lua script that Redis runs atomically
+and that answers the headers' numbers too (one round trip), so concurrent requests on any
+number of processes cannot both take the last unit.
 
 How far over the limit a client can get:
 
@@ -29,13 +32,14 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from limits import RateLimitItem, parse
-from limits.aio.storage import RedisStorage
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from redis.asyncio import Redis
 
 from clfserve.service.redislink import UNAVAILABLE, RedisLink
 from clfserve.service.settings import RateFallback, RateLimit
+
+WINDOW_S = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,16 +97,78 @@ class LocalWindows:
             current += 1
             weighted += 1
         self.counts[client] = (window, current, previous)
-        remaining = max(0, self.amount - math.floor(weighted))
-        reset_in = left % self.window_s if current else 0.0
-        if previous:
-            reset_in = min(reset_in if current else math.inf, left % (self.window_s / previous))
-        return allowed, remaining, reset_in
+        return (allowed, *window_stats(self.amount, self.window_s, previous, left, current, left))
 
     def _forget_before(self, window: int) -> None:
         stale = [client for client, entry in self.counts.items() if entry[0] < window]
         for client in stale:
             del self.counts[client]
+
+
+def window_stats(
+    amount: int, window_s: float, previous: int, previous_left_s: float, current: int,
+    current_left_s: float,
+) -> tuple[int, float]:  # fmt: skip
+    """(remaining, seconds until the budget next grows) after a check, as limits'
+    ``get_window_stats`` computes them: ``*_left_s`` is how long each counter still counts."""
+    remaining = max(0, amount - math.floor(previous * previous_left_s / window_s + current))
+    reset_in = current_left_s % window_s if current else math.inf
+    if previous:
+        reset_in = min(reset_in, previous_left_s % (window_s / previous))
+    return remaining, 0.0 if math.isinf(reset_in) else reset_in
+
+
+_REDIS_HIT = """
+-- KEYS[1]: the previous window's counter, KEYS[2]: the current one's; ARGV: limit, window (ms).
+-- The current counter lives two windows; once one window is left it becomes the previous one.
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local current_ttl = tonumber(redis.call('pttl', KEYS[2]))
+if current_ttl > 0 and current_ttl < window then
+    redis.call('rename', KEYS[2], KEYS[1])
+    redis.call('set', KEYS[2], 0, 'PX', current_ttl + window)
+end
+local previous = tonumber(redis.call('get', KEYS[1])) or 0
+local previous_ttl = math.max(0, tonumber(redis.call('pttl', KEYS[1])))
+local current = tonumber(redis.call('get', KEYS[2])) or 0
+current_ttl = math.max(0, tonumber(redis.call('pttl', KEYS[2])))
+local allowed = 0
+if math.floor(previous * previous_ttl / window) + current + 1 <= limit then
+    allowed = 1
+    if redis.call('exists', KEYS[2]) == 1 then
+        current = redis.call('incrby', KEYS[2], 1)
+    else
+        redis.call('set', KEYS[2], 1, 'PX', window * 2)
+        current, current_ttl = 1, window * 2
+    end
+end
+return {allowed, previous, previous_ttl, current, current_ttl}
+"""
+
+
+class RedisWindows:
+    """The same counters in Redis, shared by every process naming it: one script per check."""
+
+    def __init__(self, link: RedisLink, amount: int, window_s: int) -> None:
+        self.link = link
+        self.amount = amount
+        self.window_s = window_s
+        self._script: Any = None  # registered on the link's client at first use
+
+    def keys(self, client: str) -> list[str]:
+        base = self.link.key("ratelimit", f"{self.amount}/{self.window_s}s", client)
+        return [f"{base}:previous", f"{base}:current"]
+
+    async def check(self, redis: Redis, client: str) -> tuple[bool, int, float]:
+        """(allowed, remaining, seconds until the next reset), like `LocalWindows.hit`."""
+        if self._script is None:
+            self._script = redis.register_script(_REDIS_HIT)
+        reply = await self._script(keys=self.keys(client), args=[self.amount, self.window_s * 1000])
+        allowed, previous, previous_ms, current, current_ms = (int(x) for x in reply)
+        stats = window_stats(
+            self.amount, self.window_s, previous, previous_ms / 1000, current, current_ms / 1000
+        )
+        return (bool(allowed), *stats)
 
 
 class RateLimiter:
@@ -111,40 +177,25 @@ class RateLimiter:
     def __init__(
         self, limit: RateLimit, link: RedisLink | None = None, fallback: RateFallback = "local"
     ) -> None:
-        self.item: RateLimitItem = parse(f"{limit.count}/{limit.unit}")
-        self.window_s = self.item.get_expiry()
+        self.limit = limit.count
+        self.window_s = WINDOW_S[limit.unit]
         self.link = link
         self.fallback = fallback
         self.local = LocalWindows(self.limit, self.window_s)
-        self.shared: SlidingWindowCounterRateLimiter | None = None
-        if link is not None:
-            storage = RedisStorage(
-                _limits_uri(link.url),
-                implementation="redispy",
-                key_prefix=link.key("ratelimit"),
-                connection_pool=link.pool,  # type: ignore[arg-type]  # the link's timeouts
-            )
-            self.shared = SlidingWindowCounterRateLimiter(storage)
-
-    @property
-    def limit(self) -> int:
-        return int(self.item.amount)
+        self.shared = None if link is None else RedisWindows(link, self.limit, self.window_s)
 
     def check_local(self, client: str) -> Verdict:
         """Spend from this process's budget (no Redis, or Redis down with ``local`` fallback)."""
-        allowed, remaining, reset_in = self.local.hit(client)
-        reset = math.ceil(reset_in)
-        return Verdict(allowed, self.limit, remaining, reset if allowed else max(1, reset),
-                       self.window_s)  # fmt: skip
+        return self._verdict(*self.local.hit(client))
 
     async def check(self, client: str) -> Verdict:
         if self.shared is None or self.link is None:
             return self.check_local(client)
         shared = self.shared
-        verdict = await self.link.call("rate limit", lambda _: self._shared(shared, client))
-        if verdict is not UNAVAILABLE:
-            assert isinstance(verdict, Verdict)
-            return verdict
+        outcome = await self.link.call("rate limit", lambda redis: shared.check(redis, client))
+        if outcome is not UNAVAILABLE:
+            assert isinstance(outcome, tuple)
+            return self._verdict(*outcome)
         if self.fallback == "open":
             return Verdict(True, self.limit, self.limit, self.window_s, self.window_s)
         if self.fallback == "closed":
@@ -155,17 +206,7 @@ class RateLimiter:
             )  # fmt: skip
         return self.check_local(client)
 
-    async def _shared(self, limiter: SlidingWindowCounterRateLimiter, client: str) -> Verdict:
-        allowed = await limiter.hit(self.item, client)
-        stats = await limiter.get_window_stats(self.item, client)
-        reset = max(0, math.ceil(stats.reset_time - time.time()))
-        return Verdict(
-            allowed, self.limit, int(stats.remaining), reset if allowed else max(1, reset),
-            self.window_s,
-        )  # fmt: skip
-
-
-def _limits_uri(url: str) -> str:
-    """limits' name for a redis-py URL (the connection itself comes from the link's pool)."""
-    scheme, _, rest = url.partition("://")
-    return f"async+redis+unix://{rest}" if scheme == "unix" else f"async+{scheme}://{rest}"
+    def _verdict(self, allowed: bool, remaining: int, reset_in: float) -> Verdict:
+        reset = math.ceil(reset_in)
+        return Verdict(allowed, self.limit, remaining, reset if allowed else max(1, reset),
+                       self.window_s)  # fmt: skip

@@ -126,7 +126,8 @@ async def test_redis_verdicts_count_down_and_refuse_like_local_ones(
         assert [v.remaining for v in verdicts] == [4, 3, 2, 1, 0, 0, 0]
         assert all(1 <= v.reset_s <= 86_400 for v in verdicts[5:])
         assert (verdicts[0].limit, verdicts[0].window_s) == (5, 86_400)
-    assert shared.link is not None and shared.link.up  # answered by Redis, not the fallback
+    assert shared.link is not None
+    assert shared.link.up  # answered by Redis, not the fallback
 
 
 async def test_replicas_share_one_budget(redis_server: RedisProcess) -> None:

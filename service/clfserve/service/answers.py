@@ -165,8 +165,11 @@ class AnswerService:
             await self.shared.put_many(info, texts, predictions)
 
     def _count(self, *, hits: int, misses: int) -> None:
-        if self.cache.enabled:
-            self.metrics.cache_hits.inc(hits)
-            self.metrics.cache_misses.inc(misses)
-        self.metrics.predictions.labels("cache").inc(hits)
-        self.metrics.predictions.labels("model").inc(misses)
+        if hits:
+            self.metrics.from_cache.inc(hits)
+            if self.cache.enabled:
+                self.metrics.cache_hits.inc(hits)
+        if misses:
+            self.metrics.from_model.inc(misses)
+            if self.cache.enabled:
+                self.metrics.cache_misses.inc(misses)

@@ -49,6 +49,9 @@ class ServiceMetrics:
             "clfserve_predictions", "Texts predicted, by where the answer came from",
             ["source"], registry=r,
         )  # fmt: skip
+        self.from_cache = self.predictions.labels("cache")
+        self.from_model = self.predictions.labels("model")
+        """The two series, resolved once (``labels()`` locks and checks on every call)."""
         self.cache_hits = Counter("clfserve_cache_hits", "Prediction cache hits", registry=r)
         self.cache_misses = Counter("clfserve_cache_misses", "Prediction cache misses", registry=r)
         self.batch_size = Histogram(

@@ -1,7 +1,8 @@
 """How to spend the cores: server processes x model calls at once x ONNX Runtime threads.
 
-`/predict` at `CONNECTIONS` connections, distinct reviews, cache off, rate limit on at
-`HUGE_LIMIT`, one fresh server per configuration and round, configurations alternated:
+`/predict` at `CONNECTIONS` connections, then at 1 (lone requests: their latency), distinct
+reviews, cache off, rate limit on at `HUGE_LIMIT`, one fresh server per configuration and round,
+configurations alternated:
 
 - clfserve's CPU default (every CPU setting `auto`): 2 model calls at once
   (``CLFSERVE_INFERENCE_WORKERS``), the CPUs split between them;
@@ -52,7 +53,9 @@ def run_cpu_layout(
         def once(round_: int) -> dict[str, Any]:
             with running_server({**base_env, **extra}, workdir / f"cpu-{round_}-{index}.log") as b:
                 check(b)
-                return alternation.wrk_load(b, script, CONNECTIONS, duration, warmup)
+                loaded = alternation.wrk_load(b, script, CONNECTIONS, duration, warmup)
+                lone = alternation.wrk_load(b, script, 1, duration / 2, warmup)
+            return {**loaded, "lone_p50_ms": lone["p50_ms"], "lone_p99_ms": lone["p99_ms"]}
 
         return once
 
@@ -70,6 +73,7 @@ def run_cpu_layout(
                 "env": configs[name],
                 "req_per_s": alternation.spread([r["req_per_s"] for r in rs]),
                 "p99_ms": alternation.spread([r["p99_ms"] for r in rs]),
+                "lone_p50_ms": alternation.spread([r["lone_p50_ms"] for r in rs]),
                 "req_per_cpu_s": alternation.spread([r.get("req_per_cpu_s") or 0.0 for r in rs]),
                 "vs_default": alternation.spread(alternation.per_round_ratio(rows, name, default)),
                 "errors": sum(r["non_2xx"] + r["socket_errors"] for r in rs),
@@ -90,15 +94,15 @@ def markdown(c: dict[str, Any]) -> list[str]:
         f"{c['limit']}; a fresh server per configuration and round. Median (min–max).",
         "",
         "| configuration | req/s | p99 ms | vs default, same round | requests per CPU second "
-        "| errors | others' CPU share per round |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "| errors | lone requests (1 connection): p50 ms | others' CPU share per round |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     spread = alternation.fmt_spread
     for name, s in c["configurations"].items():
         lines.append(
             f"| {name} | {spread(s['req_per_s'])} | {spread(s['p99_ms'], '.0f')} "
             f"| {spread(s['vs_default'], '.2f', 'x')} | {spread(s['req_per_cpu_s'], ',.0f')} "
-            f"| {s['errors']} | "
+            f"| {s['errors']} | {spread(s['lone_p50_ms'], '.1f')} | "
             + " · ".join("?" if x is None else f"{x:.0%}" for x in s["other_cpu_share"])
             + " |"
         )

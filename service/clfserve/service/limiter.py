@@ -163,7 +163,9 @@ class RedisWindows:
         """(allowed, remaining, seconds until the next reset), like `LocalWindows.hit`."""
         if self._script is None:
             self._script = redis.register_script(_REDIS_HIT)
-        reply = await self._script(keys=self.keys(client), args=[self.amount, self.window_s * 1000])
+        reply = await self._script(
+            keys=self.keys(client), args=[self.amount, self.window_s * 1000], client=redis
+        )
         allowed, previous, previous_ms, current, current_ms = (int(x) for x in reply)
         stats = window_stats(
             self.amount, self.window_s, previous, previous_ms / 1000, current, current_ms / 1000

@@ -91,11 +91,9 @@ class LocalWindows:
             elif entry[0] == window - 1:
                 previous = entry[1]
         left = self.window_s - elapsed
-        weighted = previous * left / self.window_s + current
-        allowed = math.floor(weighted) + 1 <= self.amount
+        allowed = math.floor(previous * left / self.window_s + current) + 1 <= self.amount
         if allowed:
             current += 1
-            weighted += 1
         self.counts[client] = (window, current, previous)
         return (allowed, *window_stats(self.amount, self.window_s, previous, left, current, left))
 

@@ -11,7 +11,7 @@ import pytest
 from clfserve.runtime import Classifier, Manifest, ModelLoadError, ProviderError
 from clfserve.runtime.classifier import CPU_BATCH_SIZE
 from clfserve.runtime.manifest import file_entry
-from clfserve.runtime.resources import usable_cpus
+from clfserve.runtime.resources import call_threads, cpu_calls, usable_cpus
 
 CUDA_WORKS = "CUDAExecutionProvider" in ort.get_available_providers()
 
@@ -154,3 +154,10 @@ def test_garbage_tokenizer_is_named(artefact_copy: Path) -> None:
     (artefact_copy / "manifest.json").write_text(json.dumps(raw))
     with pytest.raises(ModelLoadError, match=r"tokenizer\.json: not a valid tokenizer"):
         Classifier.load(artefact_copy)
+
+
+@pytest.mark.parametrize(("cpus", "calls", "threads"), [(1, 1, 1), (2, 2, 1), (3, 2, 1), (8, 2, 4)])
+def test_cpus_are_split_between_the_default_model_calls(
+    cpus: int, calls: int, threads: int
+) -> None:
+    assert (cpu_calls(cpus), call_threads(cpus)) == (calls, threads)

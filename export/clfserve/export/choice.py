@@ -24,7 +24,7 @@ from clfserve.evaluation.evaluate import evaluate
 from clfserve.runtime.classifier import CPU_BATCH_SIZE, Classifier, ModelInfo
 from clfserve.runtime.inputs import TextEncoder
 from clfserve.runtime.manifest import Manifest
-from clfserve.runtime.resources import usable_cpus
+from clfserve.runtime.resources import call_threads
 from clfserve.runtime.session import CPU, create_session
 
 log = logging.getLogger(__name__)
@@ -78,12 +78,18 @@ def score_graphs(
     graphs: Mapping[str, Path],
     validation: Dataset,
     rounds: int,
+    fusions_off: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[dict[str, GraphScore], GraphScore]:
-    """Score every candidate in ``graphs`` and the fp32 graph (returned second)."""
+    """Score every candidate in ``graphs`` and the fp32 graph (returned second); ``fusions_off``
+    names, per candidate, the ONNX Runtime fusions to skip instead of the runtime's default."""
     encoder = TextEncoder(folder / manifest.tokenizer.file, manifest.max_length)
     fp32 = _classifier(manifest, encoder, folder / manifest.variants["fp32"].file)
     reference = evaluate(fp32, validation)
-    classifiers = {name: _classifier(manifest, encoder, path) for name, path in graphs.items()}
+    fusions_off = fusions_off or {}
+    classifiers = {
+        name: _classifier(manifest, encoder, path, fusions_off.get(name))
+        for name, path in graphs.items()
+    }
     speeds = _speeds(classifiers, validation.texts[:SPEED_TEXTS], rounds)
     scores = {}
     for name, classifier in classifiers.items():
@@ -159,10 +165,13 @@ def _rate(classifier: Classifier, texts: Sequence[str], per_call: int) -> float:
     return len(texts) / max(time.perf_counter() - started, 1e-9)
 
 
-def _classifier(manifest: Manifest, encoder: TextEncoder, path: Path) -> Classifier:
-    """The runtime's classifier on one graph file, as the CPU service runs it."""
-    threads = usable_cpus()
-    session = create_session(path, [CPU], threads)
+def _classifier(
+    manifest: Manifest, encoder: TextEncoder, path: Path, fusions_off: Sequence[str] | None = None
+) -> Classifier:
+    """The runtime's classifier on one graph file, as the CPU service runs each model call (on
+    its share of the CPUs); ``fusions_off`` None: the runtime's default."""
+    threads = call_threads()
+    session = create_session(path, [CPU], threads, fusions_off=fusions_off)
     info = ModelInfo(
         name=manifest.name,
         version=manifest.version,

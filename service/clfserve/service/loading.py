@@ -16,7 +16,7 @@ from clfserve.registry import (
     resolve_model,
 )
 from clfserve.runtime import Classifier, ModelLoadError
-from clfserve.runtime.resources import usable_cpus
+from clfserve.runtime.resources import cpu_calls, usable_cpus
 from clfserve.service.model_state import Model
 from clfserve.service.settings import Settings
 
@@ -31,8 +31,7 @@ def inference_workers(settings: Settings, cpus: int | None = None) -> int:
         return settings.inference_workers
     if settings.device == "cuda" or (settings.device == "auto" and _cuda_offered()):
         return 1
-    per_process = (cpus or usable_cpus()) // settings.workers
-    return 2 if per_process >= 2 else 1
+    return cpu_calls((cpus or usable_cpus()) // settings.workers)
 
 
 def _cuda_offered() -> bool:

@@ -43,11 +43,16 @@ class Speed:
     median: float
     min: float
     max: float
+    rounds: tuple[float, ...] = ()
+    """Each round's texts/s, in round order: candidates timed in the same round compare pairwise."""
 
     @classmethod
     def of(cls, samples: Sequence[float]) -> Speed:
         return cls(
-            round(statistics.median(samples), 1), round(min(samples), 1), round(max(samples), 1)
+            round(statistics.median(samples), 1),
+            round(min(samples), 1),
+            round(max(samples), 1),
+            tuple(round(sample, 1) for sample in samples),
         )
 
 
@@ -79,9 +84,11 @@ def score_graphs(
     validation: Dataset,
     rounds: int,
     fusions_off: Mapping[str, Sequence[str]] | None = None,
+    speed_texts: int = SPEED_TEXTS,
 ) -> tuple[dict[str, GraphScore], GraphScore]:
-    """Score every candidate in ``graphs`` and the fp32 graph (returned second); ``fusions_off``
-    names, per candidate, the ONNX Runtime fusions to skip instead of the runtime's default."""
+    """Score every candidate in ``graphs`` and the fp32 graph (returned second), timing the first
+    ``speed_texts`` validation texts; ``fusions_off`` names, per candidate, the ONNX Runtime
+    fusions to skip instead of the runtime's default."""
     encoder = TextEncoder(folder / manifest.tokenizer.file, manifest.max_length)
     fp32 = _classifier(manifest, encoder, folder / manifest.variants["fp32"].file)
     reference = evaluate(fp32, validation)
@@ -90,7 +97,7 @@ def score_graphs(
         name: _classifier(manifest, encoder, path, fusions_off.get(name))
         for name, path in graphs.items()
     }
-    speeds = _speeds(classifiers, validation.texts[:SPEED_TEXTS], rounds)
+    speeds = _speeds(classifiers, validation.texts[:speed_texts], rounds)
     scores = {}
     for name, classifier in classifiers.items():
         result = evaluate(classifier, validation)

@@ -175,9 +175,9 @@ class Settings:
         "CLFSERVE_INFERENCE_WORKERS", None, optional(parse_int, *_AUTO),
         "model calls running at once, in threads off the event loop; auto: 2 on CPU when the "
         "process has 2 or more CPUs, the threads split between them, else 1. Measured on 2 "
-        "vCPUs against 1 call on 2 threads (three runs): 1.3-1.5x the `/predict` req/s at 64 "
-        "connections, about the same at 4 and 16, and lone requests at 5.8-8.0 ms p50 against "
-        "5.4-6.1: set 1 where single requests' latency matters more than throughput",
+        "vCPUs against 1 call on 2 threads (two runs of 3 alternated rounds): 1.39-1.47x the "
+        "`/predict` req/s at 64 connections, and lone requests at 3.6-4.9 ms p50 against "
+        "4.6-5.6",
         check=at_least(1), shown="auto",
     )  # fmt: skip
     max_queue: int = setting(

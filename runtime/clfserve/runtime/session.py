@@ -26,15 +26,15 @@ CPU_FUSIONS_OFF = ("SkipLayerNormFusion",)
 """ONNX Runtime graph fusions a CPU-only session leaves off, because the unfused graph is faster.
 
 ``SkipLayerNormFusion`` turns a residual ``Add`` + ``LayerNormalization`` into one
-``SkipLayerNormalization``, whose CPU kernel (onnxruntime 1.32) normalises each row in a scalar
-loop with a serial sum; ``LayerNormalization`` has a vectorised kernel. On a 2-vCPU Xeon with one
-intra-op thread: 530 us against 73 us for one (8, 26, 384) float tensor, and the default model's
-int8 graph ran 1.14-1.28x the texts/s in length-sorted chunks of 8 and 1.14-1.16x one text at a
-time (two runs of 5 and 11 alternated rounds); with two threads per call the two were within
-noise. The kernels round differently, so int8 answers may move on a borderline text: on the
-default model one validation text in 1,275 changed label (int8 probability 0.503 -> 0.501), and
-two test texts in 1,276, one each way. Only graphs where the fusion applies change: the default
-model's int8 graph, not its fp32 export. CUDA sessions keep every fusion.
+``SkipLayerNormalization``, whose float CPU kernel (in ONNX Runtime's source) normalises each row
+in a plain loop with a running sum. With onnxruntime 1.32 on a 2-vCPU Xeon and one intra-op thread
+it took 530 us against 73 us for the unfused pair on one (8, 26, 384) float tensor, and the default
+model's int8 graph ran 1.14-1.28x the texts/s in length-sorted chunks of 8 and 1.14-1.16x one text
+at a time (two runs of 5 and 11 alternated rounds); with two threads per call the two were within
+noise. The kernels round differently, so int8 answers may move on a borderline text: on the default
+model one validation text in 1,275 changed label (int8 probability 0.503 -> 0.501), and two test
+texts in 1,276, one each way. Only graphs where the fusion applies change: the default model's int8
+graph, not its fp32 export. CUDA sessions keep every fusion.
 """
 
 

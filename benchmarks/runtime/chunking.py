@@ -1,12 +1,15 @@
-"""Chunks of a row count vs chunks of a token budget, in alternated rounds on one session.
+"""How texts are cut into chunks, in alternated rounds on one session: every ``--rows`` rows,
+where a run costs less than the padding it saves (``run_cost``), or to a token budget.
 
-    python benchmarks/runtime/chunking.py --home /work/home [--rounds 7] [--budgets 256,512]
+    python benchmarks/runtime/chunking.py --home /work/home [--rounds 7] [--run-costs 8,16]
 
-Every arm is the same loaded `Classifier` (one ONNX Runtime session) with another plan: today's
-length-sorted chunks of ``--rows`` rows, or length-sorted chunks that hold as many rows as fit
-``rows x padded length <= budget`` (at most ``--cap`` rows). The work is what the service gives
-the runtime: one text (batch 1), a micro-batch of 32 texts, a ``/batch_predict`` of 256, on real
-validation reviews (seed-0 split of Rotten Tomatoes). Writes
+Every arm is the same loaded `Classifier` (one ONNX Runtime session) with another plan of the
+length-sorted texts: fixed chunks of ``--rows`` rows (the runtime before `CPU_RUN_COST`); chunks
+of up to ``--rows`` rows with the least padded tokens + runs x ``run_cost`` (`plan_chunks`); or
+chunks that hold as many rows as fit ``rows x padded length <= budget`` (at most ``--cap``).
+The work is what the service gives the runtime: one text (batch 1), a micro-batch of 32 texts,
+a ``/batch_predict`` of 256, on real validation reviews (seed-0 split of Rotten Tomatoes), with
+the intra-op threads of one of the service's model calls. Writes
 ``benchmarks/results/chunking-latest.md``.
 """
 
@@ -27,11 +30,16 @@ WORKLOADS = {"batch 1": (1, 32), "micro-batch of 32": (32, 8), "batch_predict of
 """Name: (texts per call, calls per round)."""
 
 
-def arms(base: Classifier, rows: int, cap: int, budgets: Sequence[int]) -> dict[str, Classifier]:
-    chosen = {f"rows {rows}": dataclasses.replace(base, batch_size=rows)}
+def arms(
+    base: Classifier, rows: int, cap: int, run_costs: Sequence[float], budgets: Sequence[int]
+) -> dict[str, Classifier]:
+    chosen = {f"rows {rows}": dataclasses.replace(base, batch_size=rows, run_cost=None)}
+    for cost in run_costs:
+        name = f"run cost {cost:g}, <= {rows} rows"
+        chosen[name] = dataclasses.replace(base, batch_size=rows, run_cost=cost)
     for budget in budgets:
         name = f"tokens {budget}, <= {cap} rows"
-        chosen[name] = dataclasses.replace(base, batch_size=cap, token_budget=budget)
+        chosen[name] = dataclasses.replace(base, batch_size=cap, token_budget=budget, run_cost=None)
     return chosen
 
 
@@ -53,23 +61,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = rounds.options(__doc__ or "", 7, "chunking-latest.md")
     parser.add_argument("--rows", type=int, default=8, help="today's rows per chunk")
     parser.add_argument("--cap", type=int, default=32, help="most rows of a token-budget chunk")
-    parser.add_argument("--budgets", default="256,512", help="token budgets to try")
+    parser.add_argument("--run-costs", default="8,16", help="run costs to try (tokens)")
+    parser.add_argument("--budgets", default="256", help="token budgets to try ('' for none)")
     args = parser.parse_args(argv)
     artefact = rounds.model_folder(args)
 
-    from benchmarks.workload import bench_threads
+    from benchmarks.workload import bench_threads, serving_layout
 
-    threads = bench_threads()
+    threads = serving_layout(bench_threads())[1]
     base = Classifier.load(
         artefact, device="cpu", threads=threads, batch_size=args.rows, spinning=False
     )
-    budgets = [int(b) for b in args.budgets.split(",")]
-    candidates = arms(base, args.rows, args.cap, budgets)
+    budgets = [int(b) for b in args.budgets.split(",") if b]
+    run_costs = [float(c) for c in args.run_costs.split(",") if c]
+    candidates = arms(base, args.rows, args.cap, run_costs, budgets)
     texts = rounds.validation_texts()
     baseline = next(iter(candidates))
 
     lines = rounds.heading(
-        "Row chunks vs token-budget chunks",
+        "Chunks of fixed rows vs cut by a run cost vs a token budget",
         "chunking.py",
         argv,
         f"{threads} ORT threads (not spinning, as served), model `{base.info.name}` "

@@ -1,14 +1,15 @@
-"""int8 graphs of the default model side by side: the shipped int8 file and every graph export
-can build (`clfserve.export.graphs`), plus ``folded`` with int32 inputs. The baseline,
-``shipped, all fusions``, is the shipped file run with every ONNX Runtime fusion, as the runtime
-ran it before it left `CPU_FUSIONS_OFF` off on CPU; every other row runs as the runtime does now.
+"""int8 graphs of the default model side by side: the shipped int8 file and every graph export can
+build (`clfserve.export.graphs`), plus ``folded`` with int32 inputs. The baseline, ``shipped,
+all fusions``, is the shipped file run as the runtime ran it before it left `CPU_FUSIONS_OFF`
+off on CPU and before it cut texts into chunks by `CPU_RUN_COST`: every ONNX Runtime fusion,
+fixed chunks of 8. Every other row runs as the runtime does now.
 
     python benchmarks/runtime/graphs.py --home /work/home
 
 Builds the candidates from the artefact's fp32 graph in a temporary folder (the artefact and the
-home are only read), scores each through the runtime `Classifier` exactly as export's ``auto``
-does (`clfserve.export.choice.score_graphs`: texts/s at batch 1 and at the serving batch, 32
-texts per call in length-sorted chunks of 8, in alternated rounds; label agreement with fp32,
+home are only read), scores each through the runtime `Classifier` exactly as export's ``auto`` does
+(`clfserve.export.choice.score_graphs`: texts/s at batch 1 and at the serving batch, 32 texts per
+call, length-sorted and cut into chunks of up to 8, in alternated rounds; label agreement with fp32,
 accuracy and macro-F1 on the validation split) and writes ``benchmarks/results/graphs-latest``
 ``.md`` and ``.json``.
 """
@@ -59,7 +60,7 @@ def compare(
     artefact: Path, work: Path, rounds: int, calibration_texts: int, speed_texts: int
 ) -> dict[str, Any]:
     from clfserve.evaluation.datasets import load_split
-    from clfserve.export.choice import score_graphs
+    from clfserve.export.choice import RunAs, score_graphs
     from clfserve.export.graphs import GRAPHS, Calibration, build_graph, int32_inputs
     from clfserve.runtime.manifest import Manifest
 
@@ -88,7 +89,7 @@ def compare(
     made["folded-int32"] = {**made["folded"], "inputs": "int32"}
     validation = load_split(dataset, "validation", seed=seed)
     scores, fp32 = score_graphs(
-        work, manifest, paths, validation, rounds, {BASELINE: ()}, speed_texts
+        work, manifest, paths, validation, rounds, {BASELINE: RunAs((), None)}, speed_texts
     )
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -1,4 +1,5 @@
 import itertools
+import math
 
 import numpy as np
 
@@ -64,3 +65,58 @@ def test_without_a_token_budget_the_plan_is_row_chunks() -> None:
     rows = [c.tolist() for c in plan_chunks(lengths, 3)]
     huge = [c.tolist() for c in plan_chunks(lengths, 3, token_budget=10_000)]
     assert rows == huge == [[1, 5, 3], [0, 4, 6], [2]]
+
+
+def _work(lengths: list[int], chunks: list[list[int]], run_cost: float) -> float:
+    return sum(len(c) * max(lengths[i] for i in c) + run_cost for c in chunks)
+
+
+def _least_work(ordered: list[int], cap: int, budget: int | None, run_cost: float) -> float:
+    """Every split of the sorted lengths into chunks, tried one by one (small inputs only)."""
+    best = math.inf
+    n = len(ordered)
+    for cuts in itertools.product([False, True], repeat=n - 1):
+        bounds = [0, *[i + 1 for i, cut in enumerate(cuts) if cut], n]
+        chunks = [ordered[a:b] for a, b in itertools.pairwise(bounds)]
+        if any(len(c) > cap or (budget and len(c) > 1 and len(c) * c[-1] > budget) for c in chunks):
+            continue
+        best = min(best, sum(len(c) * c[-1] + run_cost for c in chunks))
+    return best
+
+
+def test_a_run_cost_finds_the_split_with_the_least_work() -> None:
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        lengths = rng.integers(1, 40, size=int(rng.integers(1, 11))).tolist()
+        cap = int(rng.integers(1, 6))
+        budget = int(rng.integers(20, 120)) if rng.random() < 0.3 else None
+        run_cost = float(rng.integers(0, 30))
+        chunks = [c.tolist() for c in plan_chunks(lengths, cap, budget, run_cost)]
+        flat = [i for chunk in chunks for i in chunk]
+        assert sorted(flat) == list(range(len(lengths)))
+        assert [lengths[i] for i in flat] == sorted(lengths)
+        assert all(1 <= len(chunk) <= cap for chunk in chunks)
+        least = _least_work(sorted(lengths), cap, budget, run_cost)
+        assert _work(lengths, chunks, run_cost) == least
+
+
+def test_a_long_text_runs_alone_when_its_padding_costs_more_than_a_run() -> None:
+    lengths = [10, 10, 10, 60, 10, 10, 10, 10]
+    assert [c.tolist() for c in plan_chunks(lengths, 8)] == [[0, 1, 2, 4, 5, 6, 7, 3]]
+    # 7 short texts + the long one alone: 70 + 60 + 2 runs, against 8 x 60 + 1 run
+    cheap = [c.tolist() for c in plan_chunks(lengths, 8, run_cost=8)]
+    assert cheap == [[0, 1, 2, 4, 5, 6, 7], [3]]
+    # a run dearer than the padding it saves keeps them together
+    assert [c.tolist() for c in plan_chunks(lengths, 8, run_cost=400)] == [[0, 1, 2, 4, 5, 6, 7, 3]]
+
+
+def test_with_a_large_run_cost_the_plan_has_the_fewest_runs() -> None:
+    rng = np.random.default_rng(2)
+    for _ in range(50):
+        lengths = rng.integers(1, 65, size=int(rng.integers(1, 300))).tolist()
+        cap = int(rng.integers(1, 16))
+        chunks = list(plan_chunks(lengths, cap, run_cost=1e6))
+        assert len(chunks) == -(-len(lengths) // cap)
+        assert _work(lengths, [c.tolist() for c in chunks], 0) <= _work(
+            lengths, [c.tolist() for c in plan_chunks(lengths, cap)], 0
+        )

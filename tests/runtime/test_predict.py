@@ -1,5 +1,6 @@
 """Numbers: parity with PyTorch, batch invariance, order, truncation, concurrency."""
 
+import math
 import os
 import random
 from concurrent.futures import ThreadPoolExecutor
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from clfserve.runtime import Classifier, InvalidInput, Prediction
+from clfserve.runtime.classifier import CPU_RUN_COST
 from reviews import REVIEWS
 
 TEXTS = REVIEWS
@@ -137,3 +139,28 @@ def test_a_token_budget_changes_the_chunks_not_the_answers(
 def test_token_budget_must_be_positive(tiny_artefact: Path) -> None:
     with pytest.raises(ValueError, match="token_budget"):
         Classifier.load(tiny_artefact, device="cpu", token_budget=0, warmup=False)
+
+
+def test_a_run_cost_changes_the_chunks_not_the_answers(tiny_artefact: Path) -> None:
+    fixed = Classifier.load(tiny_artefact, device="cpu", variant="fp32", run_cost=None)
+    cut = Classifier.load(tiny_artefact, device="cpu", variant="fp32", run_cost=2)
+    assert (fixed.run_cost, cut.run_cost) == (None, 2)
+    texts = [*TEXTS, "a long review " * 20]
+    encoded = cut.encode(texts)
+    plan, rows_only = cut.plan(encoded), fixed.plan(encoded)
+    assert len(plan) > len(rows_only)  # the long text runs without the short ones padding to it
+    padded = [len(rows) * max(encoded.lengths[i] for i in rows) for rows in plan]
+    assert sum(padded) < sum(len(r) * max(encoded.lengths[i] for i in r) for r in rows_only)
+    got, want = cut.predict(texts), fixed.predict(texts)
+    assert [p.label for p in got] == [p.label for p in want]
+    np.testing.assert_allclose(_probs(got), _probs(want), atol=1e-5)
+
+
+def test_the_run_cost_is_measured_on_cpu_by_default(tiny_artefact: Path) -> None:
+    assert Classifier.load(tiny_artefact, device="cpu", warmup=False).run_cost == CPU_RUN_COST
+
+
+@pytest.mark.parametrize("bad", [-1.0, math.inf, math.nan])
+def test_run_cost_must_be_a_number_from_zero(tiny_artefact: Path, bad: float) -> None:
+    with pytest.raises(ValueError, match="run_cost"):
+        Classifier.load(tiny_artefact, device="cpu", run_cost=bad, warmup=False)

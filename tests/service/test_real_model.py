@@ -141,10 +141,22 @@ def test_batch_size_defaults_to_eight_rows_on_cpu(
     assert loaded.batch_size == expected
 
 
+@pytest.mark.parametrize(("configured", "expected"), [("auto", 8.0), (None, None), (3.5, 3.5)])
+def test_the_run_cost_reaches_the_runtime(
+    tiny_artefact: Path, configured: float | str | None, expected: float | None
+) -> None:
+    from clfserve.service.loading import load_model
+
+    loaded = load_model(quiet(model_uri=str(tiny_artefact), device="cpu", run_cost=configured))
+    assert isinstance(loaded, Classifier)
+    assert loaded.run_cost == expected
+
+
 def test_the_served_row_budget_is_the_configured_batch_size(tiny_artefact: Path) -> None:
     from clfserve.service.app import context_of
 
-    app = create_app(quiet(model_uri=str(tiny_artefact), device="cpu", batch_size=3))
+    settings = quiet(model_uri=str(tiny_artefact), device="cpu", batch_size=3, run_cost=None)
+    app = create_app(settings)  # fixed chunks of 3: the count of runs below is known
     client = ready_client(app)
     try:
         assert context_of(app).gateway.row_budget() == 3

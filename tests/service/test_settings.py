@@ -17,6 +17,7 @@ from clfserve.service.settings import (
     SettingsError,
     describe_env,
     parse_rate_limit,
+    parse_run_cost,
 )
 from clfserve.service.staleness.settings import Schedule, StalenessSettings
 
@@ -32,6 +33,7 @@ def test_defaults() -> None:
     assert (settings.max_text_chars, settings.max_batch_items) == (10_000, 256)
     assert (settings.host, settings.port, settings.workers) == ("0.0.0.0", 5000, 1)
     assert (settings.variant, settings.threads, settings.batch_size) == (None, None, None)
+    assert settings.run_cost == "auto"
     assert (settings.microbatch, settings.microbatch_max_wait_ms) == (True, 1.0)
     assert settings.thread_spinning is False  # idle ONNX Runtime threads sleep
     assert settings.staleness == StalenessSettings()
@@ -64,6 +66,7 @@ def test_parses_values_of_every_kind() -> None:
             "CLFSERVE_VARIANT": "fp32",
             "CLFSERVE_THREADS": "2",
             "CLFSERVE_BATCH_SIZE": "16",
+            "CLFSERVE_RUN_COST": "off",
             "CLFSERVE_THREAD_SPINNING": "yes",
             "CLFSERVE_MICROBATCH": "no",
             "CLFSERVE_MICROBATCH_MAX_WAIT_MS": "2.5",
@@ -84,6 +87,7 @@ def test_parses_values_of_every_kind() -> None:
     assert settings.variant == "fp32"
     assert settings.threads == 2
     assert settings.batch_size == 16
+    assert settings.run_cost is None
     assert settings.thread_spinning is True
     assert settings.microbatch is False
     assert settings.microbatch_max_wait_ms == 2.5
@@ -153,7 +157,8 @@ def test_durations(raw: str, seconds: float) -> None:
     ("parse", "raw", "expected"),
     [(envsettings.parse_int, "1_000", 1000), (envsettings.parse_bool, "Yes", True),
      (envsettings.parse_bool, "0", False), (envsettings.parse_float, "2.5", 2.5),
-     (envsettings.parse_str, "x y", "x y")],
+     (envsettings.parse_str, "x y", "x y"), (parse_run_cost, "AUTO", "auto"),
+     (parse_run_cost, "Off", None), (parse_run_cost, "12.5", 12.5)],
 )  # fmt: skip
 def test_parsers(parse: object, raw: str, expected: object) -> None:
     assert parse(raw) == expected  # type: ignore[operator]
@@ -189,6 +194,8 @@ def test_parsers_refuse_with_a_reason(parse: object, raw: str, message: str) -> 
         ("CLFSERVE_MAX_BATCH_ITEMS", "0", "must be >= 1"),
         ("CLFSERVE_THREADS", "-1", "must be >= 1"),
         ("CLFSERVE_BATCH_SIZE", "0", "must be >= 1"),
+        ("CLFSERVE_RUN_COST", "-1", "auto, off or a number of tokens >= 0"),
+        ("CLFSERVE_RUN_COST", "cheap", "expected a number"),
         ("CLFSERVE_MICROBATCH_MAX_WAIT_MS", "-1", "must be >= 0"),
         ("CLFSERVE_LOG_LEVEL", "loud", "critical, error, warning, info or debug"),
         ("CLFSERVE_MODEL_URI", "models:/", "models:/"),

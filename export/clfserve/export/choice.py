@@ -1,13 +1,13 @@
-"""Measure int8 candidate graphs and keep one: the fastest at the serving batch among those
-that keep the fp32 answers.
+"""Measure int8 candidate graphs and keep one: the fastest at the serving batch among those that
+keep the fp32 answers.
 
 Quality: label agreement with fp32, accuracy and macro-F1 on the validation texts, through the
-runtime `Classifier` at the CPU batch size. Speed: texts/s of a fixed set of validation texts,
-sent as the service sends them (calls of `SERVING_TEXTS` texts, which the runtime length-sorts
-into chunks of `CPU_BATCH_SIZE`), and one text per call; every round runs each candidate once,
-in turn, so a busy moment on the machine falls on all of them. The median of the rounds
-counts. Candidates within `TIE` of the fastest count as equally fast: the one that agrees
-most with fp32 wins among them.
+runtime `Classifier` at the CPU batch size. Speed: texts/s of a fixed set of validation texts, sent
+as the service sends them (calls of `SERVING_TEXTS` texts, which the runtime length-sorts and cuts
+into chunks of up to `CPU_BATCH_SIZE` rows where `CPU_RUN_COST` says), and one text per call; every
+round runs each candidate once, in turn, so a busy moment on the machine falls on all of them. The
+median of the rounds counts. Candidates within `TIE` of the fastest count as equally fast: the one
+that agrees most with fp32 wins among them.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from clfserve.evaluation.datasets import Dataset
 from clfserve.evaluation.evaluate import evaluate
-from clfserve.runtime.classifier import CPU_BATCH_SIZE, Classifier, ModelInfo
+from clfserve.runtime.classifier import CPU_BATCH_SIZE, CPU_RUN_COST, Classifier, ModelInfo
 from clfserve.runtime.inputs import TextEncoder
 from clfserve.runtime.manifest import Manifest
 from clfserve.runtime.resources import call_threads
@@ -57,6 +57,17 @@ class Speed:
 
 
 @dataclass(frozen=True)
+class RunAs:
+    """How a candidate is run where it differs from the CPU runtime's defaults (benchmarks
+    compare against the runtime as it was)."""
+
+    fusions_off: Sequence[str] | None = None
+    """ONNX Runtime fusions to skip; None: `CPU_FUSIONS_OFF`, the runtime's default."""
+    run_cost: float | None = CPU_RUN_COST
+    """How texts are cut into chunks (`plan_chunks`); None: every `CPU_BATCH_SIZE` rows."""
+
+
+@dataclass(frozen=True)
 class GraphScore:
     """One candidate's measured speed and quality."""
 
@@ -83,18 +94,18 @@ def score_graphs(
     graphs: Mapping[str, Path],
     validation: Dataset,
     rounds: int,
-    fusions_off: Mapping[str, Sequence[str]] | None = None,
+    run_as: Mapping[str, RunAs] | None = None,
     speed_texts: int = SPEED_TEXTS,
 ) -> tuple[dict[str, GraphScore], GraphScore]:
     """Score every candidate in ``graphs`` and the fp32 graph (returned second), timing the first
-    ``speed_texts`` validation texts; ``fusions_off`` names, per candidate, the ONNX Runtime
-    fusions to skip instead of the runtime's default."""
+    ``speed_texts`` validation texts; ``run_as`` says how a candidate runs where it should not
+    run as the runtime does."""
     encoder = TextEncoder(folder / manifest.tokenizer.file, manifest.max_length)
     fp32 = _classifier(manifest, encoder, folder / manifest.variants["fp32"].file)
     reference = evaluate(fp32, validation)
-    fusions_off = fusions_off or {}
+    run_as = run_as or {}
     classifiers = {
-        name: _classifier(manifest, encoder, path, fusions_off.get(name))
+        name: _classifier(manifest, encoder, path, run_as.get(name, RunAs()))
         for name, path in graphs.items()
     }
     speeds = _speeds(classifiers, validation.texts[:speed_texts], rounds)
@@ -173,12 +184,12 @@ def _rate(classifier: Classifier, texts: Sequence[str], per_call: int) -> float:
 
 
 def _classifier(
-    manifest: Manifest, encoder: TextEncoder, path: Path, fusions_off: Sequence[str] | None = None
+    manifest: Manifest, encoder: TextEncoder, path: Path, run_as: RunAs = RunAs()
 ) -> Classifier:
     """The runtime's classifier on one graph file, as the CPU service runs each model call (on
-    its share of the CPUs); ``fusions_off`` None: the runtime's default."""
+    its share of the CPUs), unless ``run_as`` says otherwise."""
     threads = call_threads()
-    session = create_session(path, [CPU], threads, fusions_off=fusions_off)
+    session = create_session(path, [CPU], threads, fusions_off=run_as.fusions_off)
     info = ModelInfo(
         name=manifest.name,
         version=manifest.version,
@@ -191,4 +202,4 @@ def _classifier(
         load_seconds=0.0,
         path=str(path),
     )
-    return Classifier(manifest, session, encoder, info, CPU_BATCH_SIZE)
+    return Classifier(manifest, session, encoder, info, CPU_BATCH_SIZE, run_cost=run_as.run_cost)

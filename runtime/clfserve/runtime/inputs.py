@@ -6,6 +6,8 @@ Results are put back in the caller's order by index, so sorting never shows to c
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,24 +72,71 @@ class Chunk:
 
 
 def plan_chunks(
-    lengths: Sequence[int], batch_size: int, token_budget: int | None = None
+    lengths: Sequence[int],
+    batch_size: int,
+    token_budget: int | None = None,
+    run_cost: float | None = None,
 ) -> Iterator[Rows]:
     """Caller positions grouped into length-sorted chunks of at most ``batch_size`` rows.
 
     With a ``token_budget`` a chunk also holds no more rows than fit ``rows x padded length <=
     token_budget`` (at least one): short texts go in big chunks, long ones in small.
+
+    Without a ``run_cost`` the sorted texts are cut every ``batch_size`` rows (or where the
+    budget ends a chunk). With one, the cuts are placed where the model has the least work:
+    each chunk counts its padded tokens (``rows x`` its longest text) plus ``run_cost`` tokens
+    for the `session.run` itself, and the cheapest split of the sorted texts is found exactly
+    (dynamic programming, ``len(lengths) x batch_size`` steps). A long text then no longer
+    pads short ones up to it when one more run costs less than that padding.
     """
     sizes = np.asarray(lengths, dtype=np.int64)
     order = np.argsort(sizes, kind="stable")
-    start = 0
-    while start < len(order):
-        end = min(start + batch_size, len(order))
+    ordered = sizes[order].tolist()
+    if run_cost is None:
+        bounds = _row_bounds(ordered, batch_size, token_budget)
+    else:
+        bounds = _cheapest_bounds(ordered, batch_size, token_budget, run_cost)
+    for start, end in itertools.pairwise(bounds):
+        yield order[start:end]
+
+
+def _row_bounds(ordered: list[int], batch_size: int, token_budget: int | None) -> list[int]:
+    bounds = [0]
+    while bounds[-1] < len(ordered):
+        start = bounds[-1]
+        end = min(start + batch_size, len(ordered))
         if token_budget is not None:
             # Sorted ascending, so rows start..end-1 pad to the length of row end-1.
-            while end - start > 1 and (end - start) * sizes[order[end - 1]] > token_budget:
+            while end - start > 1 and (end - start) * ordered[end - 1] > token_budget:
                 end -= 1
-        yield order[start:end]
-        start = end
+        bounds.append(end)
+    return bounds
+
+
+def _cheapest_bounds(
+    ordered: list[int], batch_size: int, token_budget: int | None, run_cost: float
+) -> list[int]:
+    """Chunk bounds of ``ordered`` (ascending) with the least padded tokens + runs x cost.
+
+    ``cost[end]`` is the cheapest way to run the first ``end`` texts; its last chunk starts at
+    ``first[end]``. Larger last chunks are tried first and kept on ties, so the plan has as
+    few runs as its cost allows.
+    """
+    cost = [0.0] + [math.inf] * len(ordered)
+    first = [0] * (len(ordered) + 1)
+    for end in range(1, len(ordered) + 1):
+        width = ordered[end - 1]
+        for start in range(max(0, end - batch_size), end):
+            rows = end - start
+            if token_budget is not None and rows > 1 and rows * width > token_budget:
+                continue
+            total = cost[start] + rows * width + run_cost
+            if total < cost[end]:
+                cost[end], first[end] = total, start
+    bounds = [len(ordered)]
+    while bounds[-1] > 0:
+        bounds.append(first[bounds[-1]])
+    return bounds[::-1]
 
 
 def pad_chunk(

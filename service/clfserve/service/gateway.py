@@ -7,8 +7,9 @@ staleness evaluation and the warm-up. It owns
   the ONNX Runtime threads per call are the usable CPUs split between them, so concurrent calls
   never oversubscribe the cores);
 - the row budget: no `session.run` holds more than the model's ``batch_size`` rows, and no model
-  call more than `CHUNKS_PER_CALL` such chunks. Texts are deduplicated, then sorted by token
-  length and chunked once, by the runtime's `plan`;
+  call more texts than `CHUNKS_PER_CALL` such chunks. Texts are deduplicated, then sorted by
+  token length and cut into chunks once, by the runtime's `plan` (where one more run costs
+  less than the padding it saves, ``CLFSERVE_RUN_COST``);
 - the order of waiting calls: interactive work (requests) goes before background work
   (evaluations), so an evaluation under traffic delays a request by at most one chunk, and
   after each chunk an evaluation leaves the model to waiting requests for a while (it gets at
@@ -37,9 +38,10 @@ from clfserve.service.model_state import Model, ModelState
 
 T = TypeVar("T")
 CHUNKS_PER_CALL = 4
-"""Up to this many chunks of the row budget go to the model as one call (a micro-batch, a small
-``/batch_predict``): the runtime sorts them by length before chunking, so each `session.run`
-pads less than chunks of texts in arrival order would; beyond it, each chunk is its own call."""
+"""Up to this many chunks' worth of texts (rows of the row budget) go to the model as one call (a
+micro-batch, a small ``/batch_predict``): the runtime sorts them by length before cutting them
+into chunks, so each `session.run` pads less than chunks of texts in arrival order would; beyond
+it, each chunk is its own call."""
 BACKGROUND_YIELD = 4.0
 """Background calls (evaluations) pause this many times their own duration while requests wait."""
 MAX_YIELD_S = 0.25

@@ -75,6 +75,7 @@ def open_model(settings: Settings, resolved: ResolvedModel) -> Model:
         device=settings.device,
         variant=settings.variant,
         batch_size=settings.batch_size,
+        run_cost=settings.run_cost,
         threads=intra_op_threads(settings),
         spinning=settings.thread_spinning,
         warmup=False,

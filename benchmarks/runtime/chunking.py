@@ -70,8 +70,9 @@ def main(argv: list[str] | None = None) -> int:
 
     threads = serving_layout(bench_threads())[1]
     base = Classifier.load(
-        artefact, device="cpu", threads=threads, batch_size=args.rows, spinning=False
-    )
+        artefact, device="cpu", threads=threads, batch_size=args.rows, spinning=False,
+        run_cost=None,
+    )  # fmt: skip
     budgets = [int(b) for b in args.budgets.split(",") if b]
     run_costs = [float(c) for c in args.run_costs.split(",") if c]
     candidates = arms(base, args.rows, args.cap, run_costs, budgets)
@@ -93,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for work, (size, units) in WORKLOADS.items():
         calls = [texts[u * size : (u + 1) * size] for u in range(units)]
-        reference = [p.label for batch in calls for p in base.predict(batch)]
+        first = candidates[baseline]
+        reference = [p.label for batch in calls for p in first.predict(batch)]
         work_of = {name: predicting(c, calls) for name, c in candidates.items()}
         took = rounds.alternate(work_of, args.rounds, units)
         items = size * units

@@ -142,8 +142,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"load average at the end {report['machine']['load_avg']} (a shared machine: "
         "compare rows only with each other). texts/s: median [min-max] of "
         f"{report['rounds']} alternated rounds of {report['speed_texts']} validation texts in "
-        "calls of 32 (serving: the runtime length-sorts each into chunks of 8) and their first "
-        "32 one per call (batch 1); quality on "
+        "calls of 32 (serving: the runtime length-sorts each and cuts it into chunks of up to "
+        "8, the baseline every 8 rows) and the same texts one per call (batch 1); quality on "
         f"{report['validation_texts']} validation texts (fp32: accuracy "
         f"{report['fp32']['accuracy']:.4f}, macro-F1 {report['fp32']['macro_f1']:.4f}).",
         "",

@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 SERVING_TEXTS = 4 * CPU_BATCH_SIZE
 """Texts per model call under load: the service sends up to four chunks of the batch size."""
 SPEED_TEXTS = 128
-"""Validation texts timed per round at the serving batch (the first 32 also one by one)."""
+"""Validation texts timed per round at the serving batch and one by one (32 one by one, as
+before, swung 0.7-1.8x between rounds of the same graph on a shared 2-vCPU machine)."""
 TIE = 0.03
 
 
@@ -172,7 +173,7 @@ def _speeds(
         log.info("timing int8 graphs: round %d of %d (%s)", index + 1, rounds, ", ".join(names))
         for name in names[index % len(names) :] + names[: index % len(names)]:
             serving[name].append(_rate(classifiers[name], texts, SERVING_TEXTS))
-            single[name].append(_rate(classifiers[name], texts[:SERVING_TEXTS], 1))
+            single[name].append(_rate(classifiers[name], texts, 1))
     return {name: (Speed.of(single[name]), Speed.of(serving[name])) for name in names}
 
 

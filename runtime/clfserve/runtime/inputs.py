@@ -119,20 +119,21 @@ def _cheapest_bounds(
     """Chunk bounds of ``ordered`` (ascending) with the least padded tokens + runs x cost.
 
     ``cost[end]`` is the cheapest way to run the first ``end`` texts; its last chunk starts at
-    ``first[end]``. Larger last chunks are tried first and kept on ties, so the plan has as
-    few runs as its cost allows.
+    ``first[end]``. Larger last chunks are tried first and kept on ties.
     """
-    cost = [0.0] + [math.inf] * len(ordered)
+    cost = [0.0] * (len(ordered) + 1)
     first = [0] * (len(ordered) + 1)
     for end in range(1, len(ordered) + 1):
         width = ordered[end - 1]
+        best, best_start = math.inf, end - 1
         for start in range(max(0, end - batch_size), end):
             rows = end - start
             if token_budget is not None and rows > 1 and rows * width > token_budget:
                 continue
-            total = cost[start] + rows * width + run_cost
-            if total < cost[end]:
-                cost[end], first[end] = total, start
+            total = cost[start] + rows * width
+            if total < best:
+                best, best_start = total, start
+        cost[end], first[end] = best + run_cost, best_start
     bounds = [len(ordered)]
     while bounds[-1] > 0:
         bounds.append(first[bounds[-1]])

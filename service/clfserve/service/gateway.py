@@ -30,7 +30,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
-from clfserve.runtime import ModelInfo, ModelLoadError, Prediction
+from clfserve.runtime import Encoded, ModelInfo, ModelLoadError, Prediction
+from clfserve.runtime.inputs import Rows
 from clfserve.service.errors import ModelUnavailable
 from clfserve.service.metrics import ServiceMetrics
 from clfserve.service.microbatch import MicroBatcher
@@ -216,9 +217,9 @@ class InferenceGateway:
         if len(unique) <= whole:
             predictions = await self._call(priority, kind, model.predict, unique)
         else:
-            encoded = await self._call(priority, "encode", model.encode, unique)
+            encoded, plan = await self._call(priority, "encode", _encode_and_plan, model, unique)
             found: dict[int, Prediction] = {}
-            for rows in model.plan(encoded):
+            for rows in plan:
                 started = time.perf_counter()
                 answered = await self._call(priority, kind, model.predict_rows, encoded, rows)
                 found.update(zip(rows.tolist(), answered, strict=True))
@@ -264,3 +265,10 @@ class InferenceGateway:
     def _finish(self, kind: str, started: float) -> None:
         self._slots.release()
         self._metrics.inference.labels(kind).observe(time.perf_counter() - started)
+
+
+def _encode_and_plan(model: Model, texts: Sequence[str]) -> tuple[Encoded, list[Rows]]:
+    """Tokenize ``texts`` and plan their chunks, off the event loop (planning a large input by
+    run cost takes milliseconds)."""
+    encoded = model.encode(texts)
+    return encoded, model.plan(encoded)

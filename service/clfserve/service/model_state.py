@@ -37,7 +37,7 @@ class Model(Protocol):
         ...
 
     def plan(self, encoded: Encoded) -> list[Rows]:
-        """Caller positions in length-sorted chunks of at most ``batch_size``."""
+        """Caller positions in length-sorted chunks of at most ``batch_size`` rows."""
         ...
 
     def predict_rows(self, encoded: Encoded, rows: Rows) -> list[Prediction]:

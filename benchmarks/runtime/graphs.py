@@ -60,7 +60,7 @@ def compare(
     artefact: Path, work: Path, rounds: int, calibration_texts: int, speed_texts: int
 ) -> dict[str, Any]:
     from clfserve.evaluation.datasets import load_split
-    from clfserve.export.choice import RunAs, score_graphs
+    from clfserve.export.choice import score_graphs
     from clfserve.export.graphs import GRAPHS, Calibration, build_graph, int32_inputs
     from clfserve.runtime.manifest import Manifest
 
@@ -89,7 +89,7 @@ def compare(
     made["folded-int32"] = {**made["folded"], "inputs": "int32"}
     validation = load_split(dataset, "validation", seed=seed)
     scores, fp32 = score_graphs(
-        work, manifest, paths, validation, rounds, {BASELINE: RunAs((), None)}, speed_texts
+        work, manifest, paths, validation, rounds, {BASELINE: ()}, speed_texts, {BASELINE: None}
     )
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -58,17 +58,6 @@ class Speed:
 
 
 @dataclass(frozen=True)
-class RunAs:
-    """How a candidate is run where it differs from the CPU runtime's defaults (benchmarks
-    compare against the runtime as it was)."""
-
-    fusions_off: Sequence[str] | None = None
-    """ONNX Runtime fusions to skip; None: `CPU_FUSIONS_OFF`, the runtime's default."""
-    run_cost: float | None = CPU_RUN_COST
-    """How texts are cut into chunks (`plan_chunks`); None: every `CPU_BATCH_SIZE` rows."""
-
-
-@dataclass(frozen=True)
 class GraphScore:
     """One candidate's measured speed and quality."""
 
@@ -95,18 +84,22 @@ def score_graphs(
     graphs: Mapping[str, Path],
     validation: Dataset,
     rounds: int,
-    run_as: Mapping[str, RunAs] | None = None,
+    fusions_off: Mapping[str, Sequence[str]] | None = None,
     speed_texts: int = SPEED_TEXTS,
+    run_costs: Mapping[str, float | None] | None = None,
 ) -> tuple[dict[str, GraphScore], GraphScore]:
     """Score every candidate in ``graphs`` and the fp32 graph (returned second), timing the first
-    ``speed_texts`` validation texts; ``run_as`` says how a candidate runs where it should not
-    run as the runtime does."""
+    ``speed_texts`` validation texts. Per candidate, ``fusions_off`` names the ONNX Runtime
+    fusions to skip and ``run_costs`` how its texts are cut into chunks, where a benchmark wants
+    them to differ from the CPU runtime's defaults (`CPU_FUSIONS_OFF`, `CPU_RUN_COST`)."""
     encoder = TextEncoder(folder / manifest.tokenizer.file, manifest.max_length)
     fp32 = _classifier(manifest, encoder, folder / manifest.variants["fp32"].file)
     reference = evaluate(fp32, validation)
-    run_as = run_as or {}
+    fusions_off, run_costs = fusions_off or {}, run_costs or {}
     classifiers = {
-        name: _classifier(manifest, encoder, path, run_as.get(name, RunAs()))
+        name: _classifier(
+            manifest, encoder, path, fusions_off.get(name), run_costs.get(name, CPU_RUN_COST)
+        )
         for name, path in graphs.items()
     }
     speeds = _speeds(classifiers, validation.texts[:speed_texts], rounds)
@@ -185,12 +178,16 @@ def _rate(classifier: Classifier, texts: Sequence[str], per_call: int) -> float:
 
 
 def _classifier(
-    manifest: Manifest, encoder: TextEncoder, path: Path, run_as: RunAs = RunAs()
+    manifest: Manifest,
+    encoder: TextEncoder,
+    path: Path,
+    fusions_off: Sequence[str] | None = None,
+    run_cost: float | None = CPU_RUN_COST,
 ) -> Classifier:
     """The runtime's classifier on one graph file, as the CPU service runs each model call (on
-    its share of the CPUs), unless ``run_as`` says otherwise."""
+    its share of the CPUs) unless ``fusions_off`` or ``run_cost`` say otherwise."""
     threads = call_threads()
-    session = create_session(path, [CPU], threads, fusions_off=run_as.fusions_off)
+    session = create_session(path, [CPU], threads, fusions_off=fusions_off)
     info = ModelInfo(
         name=manifest.name,
         version=manifest.version,
@@ -203,4 +200,4 @@ def _classifier(
         load_seconds=0.0,
         path=str(path),
     )
-    return Classifier(manifest, session, encoder, info, CPU_BATCH_SIZE, run_cost=run_as.run_cost)
+    return Classifier(manifest, session, encoder, info, CPU_BATCH_SIZE, run_cost=run_cost)

@@ -102,7 +102,6 @@ def test_predict_example_has_the_shape_the_service_answers() -> None:
     lines = _block_after("make test    # fresh machine", "```bash")
     example = json.loads(" ".join(line.lstrip("# ") for line in lines if line.startswith("#")))
     from clfserve.service import Settings, create_app
-    from clfserve.service.staleness.settings import StalenessSettings
 
     sys.path.insert(0, str(Path(__file__).parent / "service"))
     from service_fakes import FakePredictor, loader_for, ready_client
@@ -129,7 +128,6 @@ def test_staleness_example_has_the_shape_of_a_real_evaluation(tiny_artefact: Pat
     from litestar.testing import TestClient
 
     from clfserve.service import Settings, create_app
-    from clfserve.service.staleness.settings import StalenessSettings
 
     example = json.loads("\n".join(_block_after("One evaluation of the default model", "```json")))
     settings = Settings().replace(
@@ -157,7 +155,6 @@ def test_staleness_example_has_the_shape_of_a_real_evaluation(tiny_artefact: Pat
 def test_python_client_example_runs_against_the_service(capsys: pytest.CaptureFixture[str]) -> None:
     """The README's client snippet, as a user pastes it, against the app (fake model)."""
     from clfserve.service import Settings, create_app
-    from clfserve.service.staleness.settings import StalenessSettings
 
     sys.path.insert(0, str(Path(__file__).parent / "service"))
     from service_fakes import FakePredictor, loader_for, ready_client

@@ -11,9 +11,9 @@ from prometheus_client import CollectorRegistry
 from service_fakes import fake_info
 
 from clfserve.service.redislink import RedisLink
+from clfserve.service.settings import Schedule
 from clfserve.service.staleness.cluster import ClusterSchedule
 from clfserve.service.staleness.record import Evaluation
-from clfserve.service.staleness.settings import Schedule
 from redis_process import RedisProcess
 
 pytestmark = pytest.mark.anyio

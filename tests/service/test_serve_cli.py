@@ -11,8 +11,7 @@ import pytest
 from clfserve.cli import build_parser
 from clfserve.cli import serve as cli
 from clfserve.service.envsettings import declared, options
-from clfserve.service.settings import RateLimit, Settings
-from clfserve.service.staleness.settings import StalenessSettings
+from clfserve.service.settings import RateLimit, Settings, StalenessSettings
 from fresh_imports import heavy_modules_after
 
 OPTIONS = ("--host", "--port", "--workers", "--model-uri", "--device", "--variant", "--threads",

@@ -13,13 +13,14 @@ from clfserve.service import envsettings
 from clfserve.service.envsettings import declared, describe, load, markdown_table
 from clfserve.service.settings import (
     RateLimit,
+    Schedule,
     Settings,
     SettingsError,
+    StalenessSettings,
     describe_env,
     parse_rate_limit,
     parse_run_cost,
 )
-from clfserve.service.staleness.settings import Schedule, StalenessSettings
 
 EVERY = [*declared(Settings), *declared(StalenessSettings)]
 

@@ -23,12 +23,12 @@ from clfserve.service import Settings, SettingsError, create_app
 from clfserve.service.gateway import InferenceGateway
 from clfserve.service.metrics import ServiceMetrics
 from clfserve.service.model_state import ModelState
+from clfserve.service.settings import Schedule, parse_schedule
 from clfserve.service.staleness import StalenessSettings
 from clfserve.service.staleness.alert import Alerter
 from clfserve.service.staleness.gauges import StalenessGauges
 from clfserve.service.staleness.monitor import StalenessMonitor
 from clfserve.service.staleness.record import Alert, Evaluation, ModelRef, Tracking, iso
-from clfserve.service.staleness.settings import Schedule, parse_schedule
 
 TOKEN = "s3cret-token"
 

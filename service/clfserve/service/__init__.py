@@ -9,8 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from clfserve.runtime.lazy import lazy_members
-from clfserve.service.settings import RateLimit, Settings, SettingsError
-from clfserve.service.staleness.settings import StalenessSettings
+from clfserve.service.settings import RateLimit, Settings, SettingsError, StalenessSettings
 
 if TYPE_CHECKING:
     from clfserve.service.app import create_app, create_app_from_env

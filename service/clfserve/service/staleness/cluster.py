@@ -39,9 +39,9 @@ from redis.asyncio import Redis
 from clfserve.runtime import ModelInfo
 from clfserve.service.answers import model_key
 from clfserve.service.redislink import UNAVAILABLE, RedisLink
+from clfserve.service.settings import Schedule
 from clfserve.service.staleness.monitor import StalenessMonitor
 from clfserve.service.staleness.record import Evaluation, Trigger
-from clfserve.service.staleness.settings import Schedule
 
 log = logging.getLogger(__name__)
 

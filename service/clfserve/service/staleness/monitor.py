@@ -31,6 +31,7 @@ from clfserve.evaluation.feedback import FeedbackWindow, feedback_data
 from clfserve.runtime import ClfserveError, ModelInfo
 from clfserve.service.feedback import FeedbackDesk
 from clfserve.service.gateway import InferenceGateway, Priority
+from clfserve.service.settings import StalenessSettings
 from clfserve.service.staleness.alert import Alerter
 from clfserve.service.staleness.gauges import StalenessGauges
 from clfserve.service.staleness.record import (
@@ -44,7 +45,6 @@ from clfserve.service.staleness.record import (
     Verdict,
     iso,
 )
-from clfserve.service.staleness.settings import StalenessSettings
 
 log = logging.getLogger(__name__)
 

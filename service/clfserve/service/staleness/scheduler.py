@@ -26,10 +26,10 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from clfserve.runtime import ClfserveError, ModelInfo
+from clfserve.service.settings import Mode, Schedule
 from clfserve.service.staleness.cluster import ClusterSchedule
 from clfserve.service.staleness.monitor import StalenessMonitor
 from clfserve.service.staleness.record import Trigger
-from clfserve.service.staleness.settings import Mode, Schedule
 
 log = logging.getLogger(__name__)
 

@@ -3,36 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
-from types import TracebackType
+from collections.abc import Awaitable, Sequence
 from typing import TypeVar
 
 import httpx
 
 from clfserve.client import calls
-from clfserve.client.errors import ApiError
+from clfserve.client.connection import Connection, Wait, outcome
 from clfserve.client.results import BatchPrediction, Feedback, Health, ModelInfo, Prediction
-from clfserve.client.retry import RetryPolicy
 
 T = TypeVar("T")
 
 
-class AsyncClient:
-    """A clfserve server at ``base_url``, for asyncio code; see `Client`."""
+class AsyncClient(Connection[httpx.AsyncClient, Awaitable[None]]):
+    """A clfserve server at ``base_url``, for asyncio code: `Client`'s calls, awaited; the
+    options are `Connection`'s (``sleep`` returns an awaitable)."""
 
-    def __init__(
-        self,
-        base_url: str = calls.DEFAULT_URL,
-        *,
-        timeout: float = 30.0,
-        retry: RetryPolicy | None = None,
-        http: httpx.AsyncClient | None = None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        self.retry = retry or RetryPolicy()
-        self._own = http is None
-        self.http = http or httpx.AsyncClient(base_url=base_url, timeout=timeout)
-        self._sleep = sleep
+    def _open(self, base_url: str, timeout: float) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=base_url, timeout=timeout)
+
+    async def _wait(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
 
     async def predict(self, text: str) -> Prediction:
         """``POST /predict``: one text's label and scores."""
@@ -64,13 +55,10 @@ class AsyncClient:
         while True:
             attempt += 1
             response = await self.http.request(call.method, call.path, json=call.json)
-            result = calls.read(call, response)
-            if not isinstance(result, ApiError):
+            result = outcome(call, response, attempt, self.retry)
+            if not isinstance(result, Wait):
                 return result
-            wait = self.retry.delay(attempt, result.status_code, result.retry_after)
-            if not call.retry or wait is None:
-                raise result
-            await self._sleep(wait)
+            await self._sleep(result.seconds)
 
     async def aclose(self) -> None:
         if self._own:
@@ -79,10 +67,5 @@ class AsyncClient:
     async def __aenter__(self) -> AsyncClient:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()

@@ -3,37 +3,26 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from types import TracebackType
+from collections.abc import Sequence
 from typing import TypeVar
 
 import httpx
 
 from clfserve.client import calls
-from clfserve.client.errors import ApiError
+from clfserve.client.connection import Connection, Wait, outcome
 from clfserve.client.results import BatchPrediction, Feedback, Health, ModelInfo, Prediction
-from clfserve.client.retry import RetryPolicy
 
 T = TypeVar("T")
 
 
-class Client:
-    """A clfserve server at ``base_url``; ``http`` replaces the httpx client (then its own base
-    URL is used), ``retry`` sets how 429 and 503 answers are retried."""
+class Client(Connection[httpx.Client, None]):
+    """A clfserve server at ``base_url``, blocking; the options are `Connection`'s."""
 
-    def __init__(
-        self,
-        base_url: str = calls.DEFAULT_URL,
-        *,
-        timeout: float = 30.0,
-        retry: RetryPolicy | None = None,
-        http: httpx.Client | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.retry = retry or RetryPolicy()
-        self._own = http is None
-        self.http = http or httpx.Client(base_url=base_url, timeout=timeout)
-        self._sleep = sleep
+    def _open(self, base_url: str, timeout: float) -> httpx.Client:
+        return httpx.Client(base_url=base_url, timeout=timeout)
+
+    def _wait(self, seconds: float) -> None:
+        time.sleep(seconds)
 
     def predict(self, text: str) -> Prediction:
         """``POST /predict``: one text's label and scores."""
@@ -65,13 +54,10 @@ class Client:
         while True:
             attempt += 1
             response = self.http.request(call.method, call.path, json=call.json)
-            result = calls.read(call, response)
-            if not isinstance(result, ApiError):
+            result = outcome(call, response, attempt, self.retry)
+            if not isinstance(result, Wait):
                 return result
-            wait = self.retry.delay(attempt, result.status_code, result.retry_after)
-            if not call.retry or wait is None:
-                raise result
-            self._sleep(wait)
+            self._sleep(result.seconds)
 
     def close(self) -> None:
         if self._own:
@@ -80,10 +66,5 @@ class Client:
     def __enter__(self) -> Client:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()

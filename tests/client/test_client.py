@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -15,8 +17,13 @@ from service_fakes import FakePredictor, fake_prediction, loader_for, quiet, rea
 import clfserve.client
 from clfserve.client import (
     AsyncClient,
+    BatchPrediction,
     Client,
+    Feedback,
+    Health,
     InvalidRequest,
+    ModelInfo,
+    ModelRef,
     NotAuthorized,
     Prediction,
     RateLimited,
@@ -48,6 +55,39 @@ def test_public_surface() -> None:
         "InvalidRequest", "ModelInfo", "ModelRef", "NotAuthorized", "Prediction", "RateLimited",
         "RetryPolicy", "ServerError", "Unavailable",
     ]  # fmt: skip
+
+
+# Each result type, the route whose answer it reads, and whether it reads every field.
+RESULTS = [
+    (Prediction, "post", "/predict", "200", True),
+    (BatchPrediction, "post", "/batch_predict", "200", True),
+    (Feedback, "post", "/feedback", "201", True),
+    (Health, "get", "/health/ready", "200", True),
+    (ModelInfo, "get", "/model", "200", False),
+]
+
+
+@pytest.mark.parametrize(("result", "method", "path", "status", "every"), RESULTS)
+def test_results_mirror_the_servers_openapi_schemas(
+    app: Litestar, result: type, method: str, path: str, status: str, every: bool
+) -> None:
+    """The client declares the answers again (it must install without the service): this pins
+    those declarations to the server's own schemas, nested `ModelRef` included."""
+    spec = app.openapi_schema.to_schema()
+
+    def properties(schema: dict[str, Any]) -> set[str]:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        return set(spec["components"]["schemas"][name]["properties"])
+
+    answer = spec["paths"][path][method]["responses"][status]["content"]["application/json"]
+    served = properties(answer["schema"])
+    read = {f.name for f in dataclasses.fields(result)} - {"raw"}
+    assert read <= served
+    if every:
+        assert read == served
+    assert {f.name for f in dataclasses.fields(ModelRef)} == properties(
+        {"$ref": "#/components/schemas/ModelRef"}
+    )
 
 
 def test_predict_returns_a_typed_answer(client: Client) -> None:

@@ -185,9 +185,11 @@ async def test_serve_warms_the_model_up_before_anyone_gets_it(
     serving = asyncio.create_task(gateway.serve(model))
     await asyncio.sleep(0.05)
     assert gateway.state.status is ModelStatus.LOADING
+    assert not gateway.state.settled.is_set()
     with pytest.raises(ModelUnavailable):
         gateway.current()
     gate.set()
+    await asyncio.wait_for(gateway.state.settled.wait(), timeout=10)
     await asyncio.wait_for(serving, timeout=10)
     assert gateway.state.status is ModelStatus.READY
     assert gateway.current() == model.info

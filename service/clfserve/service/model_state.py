@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from clfserve.runtime import Encoded, ModelInfo, Prediction
@@ -61,12 +62,16 @@ class ModelState:
     model: Model | None = None
     staleness: Mapping[str, Any] | None = None
     """Latest verdict of the staleness monitor as JSON-able data; shown by ``GET /model``."""
+    settled: asyncio.Event = field(default_factory=asyncio.Event, repr=False, compare=False)
+    """Set once loading has ended, ``READY`` or ``FAILED``: what waits for the model awaits it."""
 
     def ready(self, model: Model) -> None:
         self.model, self.status, self.reason = model, ModelStatus.READY, None
+        self.settled.set()
 
     def failed(self, reason: str) -> None:
         self.model, self.status, self.reason = None, ModelStatus.FAILED, reason
+        self.settled.set()
 
     @property
     def info(self) -> ModelInfo | None:

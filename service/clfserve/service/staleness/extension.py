@@ -28,8 +28,6 @@ from clfserve.service.staleness.tracking import MlflowTracker, tracking_wanted
 
 log = logging.getLogger(__name__)
 
-MODEL_POLL_S = 0.1
-
 
 @dataclass(frozen=True)
 class StalenessExtension:
@@ -79,8 +77,7 @@ class StalenessExtension:
 
     async def _start_when_loaded(self, ctx: ServiceContext) -> None:
         # Bounded by the model load: it ends READY or FAILED, and shutdown cancels this task.
-        while ctx.model.status is ModelStatus.LOADING:
-            await asyncio.sleep(MODEL_POLL_S)
+        await ctx.model.settled.wait()
         if ctx.model.status is not ModelStatus.READY:
             log.error("staleness monitor not scheduled: no model (%s)", ctx.model.reason)
             self.scheduler.detail = f"not started: no model ({ctx.model.reason})"

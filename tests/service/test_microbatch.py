@@ -129,6 +129,19 @@ async def test_under_load_max_wait_fills_the_batch(
     assert fake.calls == [["t0", "t1", "t2", "t3"]]
 
 
+async def test_under_load_a_batch_that_does_not_fill_goes_when_the_wait_ends(
+    started: list[InferenceGateway | MicroBatcher],
+) -> None:
+    fake = FakePredictor(batch_size=4)
+    gateway = await make(started, fake, max_wait_s=0.02)
+    tasks = [asyncio.create_task(predict(gateway, f"t{i}")) for i in range(2)]
+    results = await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
+    assert results == [fake_prediction("t0"), fake_prediction("t1")]
+    assert fake.calls == [["t0", "t1"]]
+    # The worker is free again: a later text gets its own call.
+    assert await asyncio.wait_for(predict(gateway, "later"), timeout=10) == fake_prediction("later")
+
+
 async def test_many_distinct_concurrent_texts_each_get_their_own_answer(
     started: list[InferenceGateway | MicroBatcher],
 ) -> None:

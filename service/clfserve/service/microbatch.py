@@ -105,17 +105,12 @@ class MicroBatcher:
             batch.append(self._queue.get_nowait())
 
     async def _fill(self, batch: list[_Job], size: int) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.max_wait_s
-        while len(batch) < size:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return
-            try:
-                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-            except TimeoutError:
-                return
-            self._drain(batch, size)
+        # One timer for the whole wait, not one per text (`wait_for` wraps each get in a task).
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.max_wait_s):
+                while len(batch) < size:
+                    batch.append(await self._queue.get())
+                    self._drain(batch, size)
 
     async def _run(self, batch: list[_Job]) -> None:
         now = time.perf_counter()

@@ -116,6 +116,37 @@ async def test_concurrent_requests_coalesce_while_a_batch_runs(
     assert [len(call) for call in h.model.calls[1:]] == [8, 8, 4]
 
 
+@pytest.mark.parametrize(("waiting", "calls"), [(16, [8, 8]), (20, [16, 4]), (5, [5])])
+async def test_waiting_texts_are_shared_among_the_calls_that_may_run(
+    started: list[InferenceGateway | MicroBatcher], waiting: int, calls: list[int]
+) -> None:
+    """With 2 calls at once, 16 waiting texts make two calls of 8 (one chunk each), not one
+    call of 16 that leaves the second call's core idle; 20 make 16 + 4, not 20 + 0."""
+    gate = asyncio.Event()
+    dispatched: list[list[str]] = []
+    info = fake_info()
+
+    async def dispatch(texts: Sequence[str]) -> tuple[ModelInfo, list[Prediction]]:
+        dispatched.append(list(texts))
+        await gate.wait()
+        return info, [fake_prediction(t) for t in texts]
+
+    batcher = MicroBatcher(
+        dispatch, lambda: 32, lambda: 8, lambda: True, ServiceMetrics(), workers=2, max_wait_s=0
+    )
+    batcher.start()
+    started.append(batcher)
+    await asyncio.sleep(0.01)  # both workers wait for texts
+    texts = [f"t{i}" for i in range(waiting)]
+    tasks = [asyncio.create_task(batcher.submit(t)) for t in texts]
+    await asyncio.sleep(0.05)
+    gate.set()
+    results = await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
+    assert [prediction for _, prediction in results] == [fake_prediction(t) for t in texts]
+    assert sorted(len(call) for call in dispatched) == sorted(calls)
+    assert sorted(t for call in dispatched for t in call) == sorted(texts)
+
+
 async def test_under_load_max_wait_fills_the_batch(
     started: list[InferenceGateway | MicroBatcher],
 ) -> None:
@@ -199,7 +230,7 @@ async def test_unexpected_errors_reach_the_callers_and_the_worker_survives(
             raise RuntimeError("boom")
         return info, [fake_prediction(t) for t in texts]
 
-    batcher = MicroBatcher(flaky, lambda: 8, lambda: False, ServiceMetrics())
+    batcher = MicroBatcher(flaky, lambda: 8, lambda: 8, lambda: False, ServiceMetrics())
     batcher.start()
     started.append(batcher)
     with pytest.raises(RuntimeError, match="boom"):
@@ -221,7 +252,9 @@ async def test_batches_follow_the_current_row_budget(
         await gate.wait()
         return info, [fake_prediction(t) for t in texts]
 
-    batcher = MicroBatcher(dispatch, lambda: budget, lambda: False, ServiceMetrics(), max_wait_s=0)
+    batcher = MicroBatcher(
+        dispatch, lambda: budget, lambda: 1, lambda: False, ServiceMetrics(), max_wait_s=0
+    )
     batcher.start()
     started.append(batcher)
     first = asyncio.create_task(batcher.submit("first"))
@@ -263,7 +296,7 @@ async def test_submit_before_start_is_unavailable() -> None:
     async def never(texts: Sequence[str]) -> tuple[ModelInfo, list[Prediction]]:
         raise AssertionError("dispatched without running")
 
-    batcher = MicroBatcher(never, lambda: 8, lambda: False, ServiceMetrics())
+    batcher = MicroBatcher(never, lambda: 8, lambda: 8, lambda: False, ServiceMetrics())
     assert batcher.running is False
     with pytest.raises(ModelUnavailable) as caught:
         await batcher.submit("x")

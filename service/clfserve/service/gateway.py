@@ -113,6 +113,7 @@ class InferenceGateway:
             MicroBatcher(
                 self.predict_microbatch,
                 self.call_budget,
+                self.row_budget,
                 self.busy,
                 metrics,
                 workers=workers,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 from service_fakes import FakePredictor, fake_info, fake_prediction
@@ -116,21 +116,26 @@ async def test_concurrent_requests_coalesce_while_a_batch_runs(
     assert [len(call) for call in h.model.calls[1:]] == [8, 8, 4]
 
 
+@dataclass
+class GatedDispatch:
+    """A micro-batcher's ``dispatch`` that records each batch and answers once ``gate`` is set."""
+
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+    batches: list[list[str]] = field(default_factory=list)
+
+    async def __call__(self, texts: Sequence[str]) -> tuple[ModelInfo, list[Prediction]]:
+        self.batches.append(list(texts))
+        await self.gate.wait()
+        return fake_info(), [fake_prediction(t) for t in texts]
+
+
 @pytest.mark.parametrize(("waiting", "calls"), [(16, [8, 8]), (20, [16, 4]), (5, [5])])
 async def test_waiting_texts_are_shared_among_the_calls_that_may_run(
     started: list[InferenceGateway | MicroBatcher], waiting: int, calls: list[int]
 ) -> None:
     """With 2 calls at once, 16 waiting texts make two calls of 8 (one chunk each), not one
     call of 16 that leaves the second call's core idle; 20 make 16 + 4, not 20 + 0."""
-    gate = asyncio.Event()
-    dispatched: list[list[str]] = []
-    info = fake_info()
-
-    async def dispatch(texts: Sequence[str]) -> tuple[ModelInfo, list[Prediction]]:
-        dispatched.append(list(texts))
-        await gate.wait()
-        return info, [fake_prediction(t) for t in texts]
-
+    dispatch = GatedDispatch()
     batcher = MicroBatcher(
         dispatch, lambda: 32, lambda: 8, lambda: True, ServiceMetrics(), workers=2, max_wait_s=0
     )
@@ -140,37 +145,35 @@ async def test_waiting_texts_are_shared_among_the_calls_that_may_run(
     texts = [f"t{i}" for i in range(waiting)]
     tasks = [asyncio.create_task(batcher.submit(t)) for t in texts]
     await asyncio.sleep(0.05)
-    gate.set()
+    dispatch.gate.set()
     results = await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
     assert [prediction for _, prediction in results] == [fake_prediction(t) for t in texts]
-    assert sorted(len(call) for call in dispatched) == sorted(calls)
-    assert sorted(t for call in dispatched for t in call) == sorted(texts)
+    assert sorted(len(batch) for batch in dispatch.batches) == sorted(calls)
+    assert sorted(t for batch in dispatch.batches for t in batch) == sorted(texts)
 
 
-async def test_under_load_max_wait_fills_the_batch(
+@pytest.mark.parametrize(
+    ("max_wait_s", "late", "calls"),
+    [
+        (5.0, 2, [["t0", "t1", "t2", "t3"]]),  # two more arrive: full, it goes at once
+        (0.02, 0, [["t0", "t1"]]),  # none arrive: it goes when the wait ends
+    ],
+)
+async def test_under_load_a_forming_batch_waits_to_fill(
     started: list[InferenceGateway | MicroBatcher],
+    max_wait_s: float,
+    late: int,
+    calls: list[list[str]],
 ) -> None:
     fake = FakePredictor(batch_size=4)
-    gateway = await make(started, fake, max_wait_s=5.0)
-    # Two texts queued together signal load: the worker waits (up to 5 s) for a full batch.
+    gateway = await make(started, fake, max_wait_s=max_wait_s)
+    # Two texts queued together signal load: the worker waits for a full batch of 4.
     tasks = [asyncio.create_task(predict(gateway, f"t{i}")) for i in range(2)]
     await asyncio.sleep(0.05)
-    tasks += [asyncio.create_task(predict(gateway, f"t{i}")) for i in range(2, 4)]
-    await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
-    assert fake.calls == [["t0", "t1", "t2", "t3"]]
-
-
-async def test_under_load_a_batch_that_does_not_fill_goes_when_the_wait_ends(
-    started: list[InferenceGateway | MicroBatcher],
-) -> None:
-    fake = FakePredictor(batch_size=4)
-    gateway = await make(started, fake, max_wait_s=0.02)
-    tasks = [asyncio.create_task(predict(gateway, f"t{i}")) for i in range(2)]
+    tasks += [asyncio.create_task(predict(gateway, f"t{i}")) for i in range(2, 2 + late)]
     results = await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
-    assert results == [fake_prediction("t0"), fake_prediction("t1")]
-    assert fake.calls == [["t0", "t1"]]
-    # The worker is free again: a later text gets its own call.
-    assert await asyncio.wait_for(predict(gateway, "later"), timeout=10) == fake_prediction("later")
+    assert results == [fake_prediction(f"t{i}") for i in range(2 + late)]
+    assert fake.calls == calls
 
 
 async def test_many_distinct_concurrent_texts_each_get_their_own_answer(
@@ -243,15 +246,7 @@ async def test_batches_follow_the_current_row_budget(
 ) -> None:
     """``max_size`` is asked for each batch (it follows the serving model's batch size)."""
     budget = 2
-    gate = asyncio.Event()
-    dispatched: list[list[str]] = []
-    info = fake_info()
-
-    async def dispatch(texts: Sequence[str]) -> tuple[ModelInfo, list[Prediction]]:
-        dispatched.append(list(texts))
-        await gate.wait()
-        return info, [fake_prediction(t) for t in texts]
-
+    dispatch = GatedDispatch()
     batcher = MicroBatcher(
         dispatch, lambda: budget, lambda: 1, lambda: False, ServiceMetrics(), max_wait_s=0
     )
@@ -262,9 +257,9 @@ async def test_batches_follow_the_current_row_budget(
     queued = [asyncio.create_task(batcher.submit(f"q{i}")) for i in range(5)]
     await asyncio.sleep(0.05)
     budget = 3
-    gate.set()
+    dispatch.gate.set()
     await asyncio.wait_for(asyncio.gather(first, *queued), timeout=10)
-    assert [len(texts) for texts in dispatched] == [1, 3, 2]
+    assert [len(texts) for texts in dispatch.batches] == [1, 3, 2]
 
 
 async def test_cancelled_callers_are_skipped(

@@ -243,6 +243,27 @@ async def test_over_the_row_budget_is_encoded_once_and_planned_into_chunks(
     assert 'clfserve_inference_seconds_count{kind="evaluation"} 2.0' in lines
 
 
+@pytest.mark.parametrize(
+    ("priority", "in_flight"), [(Priority.INTERACTIVE, 2), (Priority.BACKGROUND, 1)]
+)
+async def test_a_large_request_uses_every_idle_call_and_an_evaluation_one(
+    gateways: list[InferenceGateway], priority: Priority, in_flight: int
+) -> None:
+    """Over the call budget, a request's chunks run in as many lanes as calls may run at once;
+    an evaluation keeps to one, leaving the other call to requests."""
+    gate = threading.Event()
+    model = FakePredictor(gate=gate, batch_size=1)
+    gateway = await start(gateways, model, workers=2, microbatch=False)
+    texts = [f"t{i}" * (i + 1) for i in range(CHUNKS_PER_CALL + 2)]
+    call = asyncio.create_task(gateway.predict_texts(texts, priority, "chunks"))
+    await asyncio.sleep(0.05)  # the first chunk calls are running, blocked on the gate
+    assert gateway.busy_calls() == in_flight
+    gate.set()
+    _, predictions = await asyncio.wait_for(call, timeout=10)
+    assert predictions == [fake_prediction(t) for t in texts]
+    assert sorted(text for chunk in model.calls for text in chunk) == sorted(texts)
+
+
 async def test_busy_while_a_model_call_runs(gateways: list[InferenceGateway]) -> None:
     gate = threading.Event()
     gateway = await start(gateways, FakePredictor(gate=gate), microbatch=False)

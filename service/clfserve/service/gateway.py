@@ -175,9 +175,13 @@ class InferenceGateway:
         """The serving model's identity, or `ModelUnavailable` saying why there is none."""
         return self.state.require().info
 
+    def busy_calls(self) -> int:
+        """Model calls running now."""
+        return self._slots.in_use
+
     def busy(self) -> bool:
         """Whether a model call is running or waiting."""
-        return self._slots.in_use > 0
+        return self.busy_calls() > 0
 
     def row_budget(self) -> int:
         """Most rows of one `session.run`: the serving model's ``batch_size``."""
@@ -209,8 +213,11 @@ class InferenceGateway:
         Duplicates run once. Up to `CHUNKS_PER_CALL` chunks this is one model call, which the
         runtime length-sorts and chunks; more texts are tokenized in one call, planned into
         length-sorted chunks by the runtime, and each chunk is its own call, so other callers'
-        calls get the model between chunks. An evaluation (background) always goes chunk by
-        chunk.
+        calls get the model between chunks. A request's chunks run in as many lanes as calls
+        may run at once (each lane queues for its next chunk like any caller, so a large
+        request uses every idle call without holding them against later ones); an evaluation
+        (background) always goes chunk by chunk in one lane, leaving the other calls to
+        requests.
         """
         model = self.state.require()
         unique = list(dict.fromkeys(texts))
@@ -220,12 +227,18 @@ class InferenceGateway:
         else:
             encoded, plan = await self._call(priority, "encode", _encode_and_plan, model, unique)
             found: dict[int, Prediction] = {}
-            for rows in plan:
-                started = time.perf_counter()
-                answered = await self._call(priority, kind, model.predict_rows, encoded, rows)
-                found.update(zip(rows.tolist(), answered, strict=True))
-                if priority is Priority.BACKGROUND:
-                    await self._make_way(time.perf_counter() - started)
+            chunks = iter(plan)
+
+            async def lane() -> None:
+                for rows in chunks:  # shared: each lane takes the next chunk when it is free
+                    started = time.perf_counter()
+                    answered = await self._call(priority, kind, model.predict_rows, encoded, rows)
+                    found.update(zip(rows.tolist(), answered, strict=True))
+                    if priority is Priority.BACKGROUND:
+                        await self._make_way(time.perf_counter() - started)
+
+            lanes = self.workers if priority is Priority.INTERACTIVE else 1
+            await asyncio.gather(*(lane() for _ in range(min(lanes, len(plan)))))
             predictions = [found[i] for i in range(len(unique))]
         by_text = dict(zip(unique, predictions, strict=True))
         return model.info, [by_text[text] for text in texts]

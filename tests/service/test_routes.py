@@ -296,8 +296,9 @@ def test_big_batches_reach_the_model_in_length_sorted_chunks(
     make_app: AppFactory, fake: FakePredictor
 ) -> None:
     """Over the call budget (`CHUNKS_PER_CALL` chunks of the batch size), texts are tokenized
-    once, then each length-sorted chunk of at most batch_size rows is its own model call."""
-    fake.batch_size = 1
+    once, then each length-sorted chunk of at most batch_size rows is its own model call (the
+    calls may run at once, in lanes, so their order is not checked)."""
+    fake.batch_size = 2
     client = ready_client(make_app())
     try:
         texts = ["x" * (10 - i) for i in range(10)]
@@ -306,8 +307,8 @@ def test_big_batches_reach_the_model_in_length_sorted_chunks(
         client.__exit__(None, None, None)
     assert [p["scores"] for p in body["predictions"]] == [fake_prediction(t).scores for t in texts]
     assert fake.encodes == [texts]
-    assert [len(call) for call in fake.calls] == [1] * 10
-    assert [len(t) for call in fake.calls for t in call] == list(range(1, 11))
+    chunks = sorted(sorted(len(t) for t in call) for call in fake.calls)
+    assert chunks == [[1, 2], [3, 4], [5, 6], [7, 8], [9, 10]]
 
 
 def test_big_batches_run_each_distinct_text_once(make_app: AppFactory, fake: FakePredictor) -> None:
@@ -321,7 +322,7 @@ def test_big_batches_run_each_distinct_text_once(make_app: AppFactory, fake: Fak
     assert [p["label"] for p in body["predictions"]] == [fake_prediction(t).label for t in texts]
     assert [p["scores"] for p in body["predictions"]] == [fake_prediction(t).scores for t in texts]
     assert fake.encodes == [["bb", "a", "ccc", "dddd", "e"]]
-    assert fake.calls == [["a"], ["e"], ["bb"], ["ccc"], ["dddd"]]
+    assert sorted(fake.calls) == [["a"], ["bb"], ["ccc"], ["dddd"], ["e"]]
 
 
 def test_without_microbatching_each_predict_is_its_own_call(

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 from service_fakes import FakePredictor, fake_info, fake_prediction
 
+from clfserve.runtime import InvalidInput
 from clfserve.service.errors import ModelUnavailable
 from clfserve.service.gateway import (
     CHUNKS_PER_CALL,
@@ -262,6 +263,17 @@ async def test_a_large_request_uses_every_idle_call_and_an_evaluation_one(
     _, predictions = await asyncio.wait_for(call, timeout=10)
     assert predictions == [fake_prediction(t) for t in texts]
     assert sorted(text for chunk in model.calls for text in chunk) == sorted(texts)
+
+
+async def test_a_failing_chunk_stops_the_other_lanes(gateways: list[InferenceGateway]) -> None:
+    model = FakePredictor(batch_size=1, fail_on="a")
+    gateway = await start(gateways, model, workers=2, microbatch=False)
+    texts = ["a", *(f"t{i}" * (i + 2) for i in range(CHUNKS_PER_CALL + 4))]  # "a" runs first
+    with pytest.raises(InvalidInput, match="cannot classify 'a'"):
+        await asyncio.wait_for(gateway.predict_texts(texts), timeout=10)
+    await settle()
+    assert 1 <= len(model.calls) <= 3  # the failed chunk, the other lane's, at most one more
+    assert gateway.busy_calls() == 0
 
 
 async def test_busy_while_a_model_call_runs(gateways: list[InferenceGateway]) -> None:

@@ -230,12 +230,19 @@ class InferenceGateway:
             chunks = iter(plan)
 
             async def lane() -> None:
-                for rows in chunks:  # shared: each lane takes the next chunk when it is free
-                    started = time.perf_counter()
-                    answered = await self._call(priority, kind, model.predict_rows, encoded, rows)
-                    found.update(zip(rows.tolist(), answered, strict=True))
-                    if priority is Priority.BACKGROUND:
-                        await self._make_way(time.perf_counter() - started)
+                try:
+                    for rows in chunks:  # shared: each lane takes the next chunk when free
+                        started = time.perf_counter()
+                        answered = await self._call(
+                            priority, kind, model.predict_rows, encoded, rows
+                        )
+                        found.update(zip(rows.tolist(), answered, strict=True))
+                        if priority is Priority.BACKGROUND:
+                            await self._make_way(time.perf_counter() - started)
+                except BaseException:
+                    for _ in chunks:  # the other lanes stop after their current chunk
+                        pass
+                    raise
 
             lanes = self.workers if priority is Priority.INTERACTIVE else 1
             await asyncio.gather(*(lane() for _ in range(min(lanes, len(plan)))))

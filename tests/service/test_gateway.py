@@ -214,14 +214,16 @@ async def test_a_failing_warm_up_leaves_the_model_unserved(
     assert gateway.busy() is False  # the slot came back
 
 
-async def test_up_to_the_call_budget_is_one_model_call(gateways: list[InferenceGateway]) -> None:
-    """A request of up to `CHUNKS_PER_CALL` chunks is one call: the runtime sorts all of its
-    texts by length, then runs chunks of the row budget."""
+async def test_up_to_the_call_budget_a_micro_batch_is_one_model_call(
+    gateways: list[InferenceGateway],
+) -> None:
+    """A micro-batch of up to `CHUNKS_PER_CALL` chunks is one call: the runtime sorts all of
+    its texts by length, then runs chunks of the row budget."""
     model = FakePredictor(batch_size=2)
     gateway = await start(gateways, model)
     assert gateway.call_budget() == 2 * CHUNKS_PER_CALL
     texts = ["ccc", "a", "bb", "a", "dddd", "eeeee", "ffffff"]
-    info, predictions = await gateway.predict_texts(texts)
+    info, predictions = await gateway.predict_microbatch(texts)
     assert info == model.info
     assert predictions == [fake_prediction(t) for t in texts]
     assert model.encodes == []  # `predict` did it all, in one call
@@ -250,12 +252,12 @@ async def test_over_the_row_budget_is_encoded_once_and_planned_into_chunks(
 async def test_a_large_request_uses_every_idle_call_and_an_evaluation_one(
     gateways: list[InferenceGateway], priority: Priority, in_flight: int
 ) -> None:
-    """Over the call budget, a request's chunks run in as many lanes as calls may run at once;
-    an evaluation keeps to one, leaving the other call to requests."""
+    """Over one chunk, a request's chunks run in as many lanes as calls may run at once; an
+    evaluation keeps to one, leaving the other call to requests."""
     gate = threading.Event()
     model = FakePredictor(gate=gate, batch_size=1)
     gateway = await start(gateways, model, workers=2, microbatch=False)
-    texts = [f"t{i}" * (i + 1) for i in range(CHUNKS_PER_CALL + 2)]
+    texts = ["t0", "t11"]
     call = asyncio.create_task(gateway.predict_texts(texts, priority, "chunks"))
     await asyncio.sleep(0.05)  # the first chunk calls are running, blocked on the gate
     assert gateway.busy_calls() == in_flight

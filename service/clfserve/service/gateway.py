@@ -200,29 +200,32 @@ class InferenceGateway:
         return info, prediction
 
     async def predict_microbatch(self, texts: Sequence[str]) -> tuple[ModelInfo, list[Prediction]]:
-        return await self.predict_texts(texts, kind="microbatch")
+        """A micro-batch: one model call of up to `CHUNKS_PER_CALL` chunks (the micro-batcher
+        already shares waiting texts among the calls that may run)."""
+        return await self.predict_texts(texts, kind="microbatch", call_chunks=CHUNKS_PER_CALL)
 
     async def predict_texts(
         self,
         texts: Sequence[str],
         priority: Priority = Priority.INTERACTIVE,
         kind: str = "batch",
+        *,
+        call_chunks: int = 1,
     ) -> tuple[ModelInfo, list[Prediction]]:
         """Every text, answered by one model, in the caller's order.
 
-        Duplicates run once. Up to `CHUNKS_PER_CALL` chunks this is one model call, which the
+        Duplicates run once. Up to ``call_chunks`` chunks this is one model call, which the
         runtime length-sorts and chunks; more texts are tokenized in one call, planned into
         length-sorted chunks by the runtime, and each chunk is its own call, so other callers'
         calls get the model between chunks. A request's chunks run in as many lanes as calls
-        may run at once (each lane queues for its next chunk like any caller, so a large
-        request uses every idle call without holding them against later ones); an evaluation
+        may run at once (each lane queues for its next chunk like any caller, so a request
+        uses every idle call without holding them against later ones); an evaluation
         (background) always goes chunk by chunk in one lane, leaving the other calls to
         requests.
         """
         model = self.state.require()
         unique = list(dict.fromkeys(texts))
-        whole = model.batch_size * (CHUNKS_PER_CALL if priority is Priority.INTERACTIVE else 1)
-        if len(unique) <= whole:
+        if len(unique) <= model.batch_size * call_chunks:
             predictions = await self._call(priority, kind, model.predict, unique)
         else:
             encoded, plan = await self._call(priority, "encode", _encode_and_plan, model, unique)

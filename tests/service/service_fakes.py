@@ -68,7 +68,8 @@ class FakePredictor:
     ``calls`` records the texts of every model call (`predict_rows`, which `predict` runs per
     length-sorted chunk, as the runtime does); the gateway's warm-up goes to ``warmups``
     instead, and every `encode` to ``encodes``. An optional ``gate`` blocks model calls until
-    set (to build up a queue); ``fail_on`` makes a call holding that text raise `InvalidInput`.
+    set (to build up a queue); ``fail_on`` makes a call holding that text raise `InvalidInput`
+    at once, without waiting for the gate.
     """
 
     info: ModelInfo = field(default_factory=fake_info)
@@ -105,10 +106,11 @@ class FakePredictor:
         assert isinstance(encoded, FakeEncoded)
         assert len(rows) <= self.batch_size, f"{len(rows)} rows > batch size {self.batch_size}"
         texts = [encoded.texts[i] for i in rows.tolist()]
-        if self.gate is not None:
+        failing = self.fail_on is not None and self.fail_on in texts
+        if self.gate is not None and not failing:
             self.gate.wait(timeout=10)
         self.calls.append(texts)
-        if self.fail_on is not None and self.fail_on in texts:
+        if failing:
             raise InvalidInput(f"cannot classify {self.fail_on!r}")
         return [fake_prediction(text) for text in texts]
 

@@ -259,7 +259,11 @@ async def test_a_large_request_uses_every_idle_call_and_an_evaluation_one(
     gateway = await start(gateways, model, workers=2, microbatch=False)
     texts = ["t0", "t11"]
     call = asyncio.create_task(gateway.predict_texts(texts, priority, "chunks"))
-    await asyncio.sleep(0.05)  # the first chunk calls are running, blocked on the gate
+    for _ in range(500):  # encoded, then the first chunk calls start and block on the gate
+        if gateway.busy_calls() == in_flight:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # time enough for an evaluation to take a second call
     assert gateway.busy_calls() == in_flight
     gate.set()
     _, predictions = await asyncio.wait_for(call, timeout=10)
@@ -268,13 +272,20 @@ async def test_a_large_request_uses_every_idle_call_and_an_evaluation_one(
 
 
 async def test_a_failing_chunk_stops_the_other_lanes(gateways: list[InferenceGateway]) -> None:
-    model = FakePredictor(batch_size=1, fail_on="a")
+    """The other lane finishes the chunk it holds and takes no more."""
+    gate = threading.Event()
+    model = FakePredictor(batch_size=1, fail_on="a", gate=gate)
     gateway = await start(gateways, model, workers=2, microbatch=False)
     texts = ["a", *(f"t{i}" * (i + 2) for i in range(CHUNKS_PER_CALL + 4))]  # "a" runs first
     with pytest.raises(InvalidInput, match="cannot classify 'a'"):
         await asyncio.wait_for(gateway.predict_texts(texts), timeout=10)
-    await settle()
-    assert 1 <= len(model.calls) <= 3  # the failed chunk, the other lane's, at most one more
+    gate.set()  # the other lane, held on its first chunk until the request had failed
+    for _ in range(500):  # its chunk done and its slot given back
+        if len(model.calls) == 2 and gateway.busy_calls() == 0:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # time enough for a lane that did not stop to take more chunks
+    assert sorted(model.calls) == [["a"], ["t0t0"]]
     assert gateway.busy_calls() == 0
 
 

@@ -40,6 +40,8 @@ def test_predict_answers_with_label_scores_and_model(
     }
     assert body["prediction_id"].startswith("p1.")
     assert response.headers["x-model-version"] == "v1"
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["content-length"] == str(len(response.content))
     assert fake.calls == [["a good movie"]]
 
 

@@ -31,6 +31,10 @@ from clfserve.service.contract import Failure
 from clfserve.service.docs import OfflineSwaggerUI
 from clfserve.service.schemas import Health
 
+HTTP_200_OK = 200
+FULFILLED = "Request fulfilled, document follows"
+"""Litestar's description of a 200 answer, kept for the answers it cannot describe itself."""
+
 BEARER = "bearer"
 """Security scheme of the admin routes."""
 DOCS_PATH = "/schema"
@@ -67,10 +71,15 @@ def documented(
     body: tuple[dict[str, Any], dict[str, Any]] | None = None,
     admin: bool = False,
     throttled: bool = True,
+    answer: type | None = None,
 ) -> dict[str, Any]:
     """Route decorator arguments documenting ``failures`` (from `contract`), the request
     ``body`` (JSON Schema, example), bearer auth for ``admin`` routes, and the headers: the
-    model version on every answer, the RateLimit headers on routes that are ``throttled``."""
+    model version on every answer, the RateLimit headers on routes that are ``throttled``.
+
+    ``answer`` documents the 200 body of a route that returns a `JsonAnswer` (Litestar cannot
+    see its schema in the return annotation).
+    """
     by_status: dict[int, list[Failure]] = {}
     for failure in failures:
         by_status.setdefault(failure.status, []).append(failure)
@@ -82,6 +91,10 @@ def documented(
         )
         for status, group in by_status.items()
     }
+    if answer is not None:
+        responses[HTTP_200_OK] = ResponseSpec(
+            data_container=answer, description=FULFILLED, generate_examples=False
+        )
     required = {str(status): {h for f in group for h in f.headers}
                 for status, group in by_status.items()}  # fmt: skip
     request_body = None

@@ -12,6 +12,7 @@ from clfserve.runtime import ModelInfo
 from clfserve.service import contract
 from clfserve.service.admin import check_admin
 from clfserve.service.context import ServiceContext
+from clfserve.service.jsonanswer import JsonAnswer
 from clfserve.service.model_state import ModelStatus
 from clfserve.service.openapi import documented
 from clfserve.service.schemas import (
@@ -49,15 +50,19 @@ def build_routes(ctx: ServiceContext) -> list[HTTPRouteHandler]:
         tags=["predict"],
         summary="Classify one text",
         **documented(
-            contract.PREDICT, body=(limits.request_schema(PredictRequest), {"text": EXAMPLE})
+            contract.PREDICT,
+            body=(limits.request_schema(PredictRequest), {"text": EXAMPLE}),
+            answer=PredictionOut,
         ),
     )
-    async def predict(request: Request[Any, Any, Any]) -> PredictionOut:
+    async def predict(request: Request[Any, Any, Any]) -> JsonAnswer:
         text = decode_predict(await request.body(), limits)
         info, answer = await ctx.answers.answer(text)
         label = answer.prediction.label
-        return prediction_out(
-            answer.prediction, answer.cached, _ref(info), ctx.ids.mint(info.version, label)
+        return JsonAnswer(
+            prediction_out(
+                answer.prediction, answer.cached, _ref(info), ctx.ids.mint(info.version, label)
+            )
         )
 
     @post(
@@ -68,20 +73,23 @@ def build_routes(ctx: ServiceContext) -> list[HTTPRouteHandler]:
         **documented(
             contract.PREDICT,
             body=(limits.request_schema(BatchPredictRequest), {"texts": [EXAMPLE, "dull"]}),
+            answer=BatchPredictionOut,
         ),
     )
-    async def batch_predict(request: Request[Any, Any, Any]) -> BatchPredictionOut:
+    async def batch_predict(request: Request[Any, Any, Any]) -> JsonAnswer:
         texts = decode_batch(await request.body(), limits)
         info, answers = await ctx.answers.answer_many(texts)
         ref = _ref(info)
-        return BatchPredictionOut(
-            predictions=[
-                prediction_out(
-                    a.prediction, a.cached, ref, ctx.ids.mint(info.version, a.prediction.label)
-                )
-                for a in answers
-            ],
-            model=ref,
+        return JsonAnswer(
+            BatchPredictionOut(
+                predictions=[
+                    prediction_out(
+                        a.prediction, a.cached, ref, ctx.ids.mint(info.version, a.prediction.label)
+                    )
+                    for a in answers
+                ],
+                model=ref,
+            )
         )
 
     @get(

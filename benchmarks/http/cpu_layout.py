@@ -5,7 +5,8 @@ reviews, cache off, rate limit on at `HUGE_LIMIT`, one fresh server per configur
 configurations alternated:
 
 - clfserve's CPU default (every CPU setting `auto`): 2 model calls at once
-  (``CLFSERVE_INFERENCE_WORKERS``), the CPUs split between them;
+  (``CLFSERVE_INFERENCE_WORKERS``), the CPUs split between them, plus a spare call when that
+  leaves one thread a call; and, where it has one, the same without the spare call;
 - 1 model call with every CPU as intra-op threads, ORT's threads sleeping when idle (clfserve's
   ``CLFSERVE_THREAD_SPINNING`` default) or spinning (ORT's own default);
 - one server process per CPU (``CLFSERVE_WORKERS``), one call and one thread each.
@@ -23,6 +24,7 @@ from typing import Any
 from benchmarks.http import alternation
 from benchmarks.http.limiter import HUGE_LIMIT
 from benchmarks.http.server import running_server
+from benchmarks.workload import serving_layout
 
 CONNECTIONS = 64
 AUTO = {"CLFSERVE_WORKERS": "1", "CLFSERVE_INFERENCE_WORKERS": "auto", "CLFSERVE_THREADS": "auto"}
@@ -30,9 +32,19 @@ AUTO = {"CLFSERVE_WORKERS": "1", "CLFSERVE_INFERENCE_WORKERS": "auto", "CLFSERVE
 
 def configurations(cpus: int) -> dict[str, dict[str, str]]:
     """Name -> extra environment; the first is clfserve's CPU default."""
+    from clfserve.runtime.resources import cpu_calls
+
+    calls, threads = serving_layout(cpus)
     one_call = {**AUTO, "CLFSERVE_INFERENCE_WORKERS": "1"}
+    layouts = {f"1 process, default ({calls} model calls x {threads} thread)": AUTO}
+    if calls > cpu_calls(cpus):  # the default has a spare call: measure it without one
+        without = cpu_calls(cpus)
+        layouts[f"1 process, {without} model calls x {threads} thread (no spare call)"] = {
+            **AUTO,
+            "CLFSERVE_INFERENCE_WORKERS": str(without),
+        }
     return {
-        "1 process, default (2 model calls, CPUs split)": AUTO,
+        **layouts,
         f"1 process, 1 model call x {cpus} threads": one_call,
         f"1 process, 1 model call x {cpus} threads, spinning": {
             **one_call,

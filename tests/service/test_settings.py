@@ -283,6 +283,7 @@ def test_options_are_the_cli_flags_of_settings_and_groups() -> None:
     ("changes", "cpus", "expected"),
     [
         ({"device": "cpu"}, 8, 4),  # auto: 2 model calls at once on CPU
+        ({"device": "cpu"}, 2, 1),  # 2 calls of 1 thread and a spare call, 1 thread too
         ({"device": "cpu"}, 1, 1),
         ({"device": "cpu", "inference_workers": 1}, 8, 8),
         ({"device": "cpu", "workers": 2}, 8, 2),
@@ -297,3 +298,25 @@ def test_intra_op_threads_split_the_cpus(changes: dict[str, int], cpus: int, exp
     from clfserve.service.loading import intra_op_threads
 
     assert intra_op_threads(Settings().replace(**changes), cpus) == expected
+
+
+@pytest.mark.parametrize(
+    ("changes", "cpus", "expected"),
+    [
+        ({"device": "cpu"}, 1, 1),
+        ({"device": "cpu"}, 2, 3),  # 2 calls of 1 thread, and a spare one
+        ({"device": "cpu"}, 3, 3),
+        ({"device": "cpu"}, 4, 2),  # 2 threads a call: no spare (it would oversubscribe)
+        ({"device": "cpu"}, 16, 2),
+        ({"device": "cpu", "workers": 2}, 4, 3),  # each process has 2 CPUs
+        ({"device": "cpu", "workers": 2}, 2, 1),
+        ({"device": "cpu", "inference_workers": 2}, 2, 2),
+        ({"device": "cuda"}, 2, 1),
+    ],
+)
+def test_inference_workers_follow_the_cpu_layout(
+    changes: dict[str, int], cpus: int, expected: int
+) -> None:
+    from clfserve.service.loading import inference_workers
+
+    assert inference_workers(Settings().replace(**changes), cpus) == expected

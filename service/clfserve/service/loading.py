@@ -29,7 +29,7 @@ call ends, its core would wait while the event loop answers the call's requests 
 next batch; a spare call already holds the GIL-free work that core can run meanwhile. Measured
 on 2 vCPUs (`/predict`, cache off, alternated rounds, 3 calls against 2): at 64 connections
 1.14x (1.01-1.23x) and 1.04x (0.99-1.09x) the req/s in two runs of 4 rounds, with the server's
-CPU use up from 91-93 % to 96 %; at 16 connections 1.02x (0.86-1.11x, 7 rounds); a fourth call
+CPU use up from 90-93 % to 96 %; at 16 connections 1.02x (0.86-1.11x, 7 rounds); a fourth call
 added nothing (1.00x). Calls of several threads get no spare: their threads would
 oversubscribe the cores."""
 

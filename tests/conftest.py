@@ -85,7 +85,8 @@ def tiny_checkpoint(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 @pytest.fixture(scope="session")
 def tiny_artefact(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`tiny_checkpoint` exported: model.onnx, model.int8.onnx, tokenizer.json, manifest.json.
+    """`tiny_checkpoint` exported: model.onnx, model.int8.onnx, model.fp16.onnx, tokenizer.json,
+    manifest.json.
 
     max_length 64; validated on 256 validation texts (the parity check runs on 64).
     """

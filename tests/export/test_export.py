@@ -30,6 +30,7 @@ def test_artefact_folder_holds_the_contract(tiny_artefact: Path) -> None:
     assert sorted(p.name for p in tiny_artefact.iterdir()) == [
         "drift_reference.json",
         "manifest.json",
+        "model.fp16.onnx",
         "model.int8.onnx",
         "model.onnx",
         "tokenizer.json",
@@ -44,13 +45,13 @@ def test_artefact_folder_holds_the_contract(tiny_artefact: Path) -> None:
     assert manifest.labels == ("negative", "positive")
     assert manifest.max_length == 64
     assert manifest.inputs == ("input_ids", "attention_mask", "token_type_ids")
-    assert set(manifest.variants) == {"fp32", "int8"}
+    assert set(manifest.variants) == {"fp32", "int8", "fp16"}
     assert manifest.variants["int8"].bytes < manifest.variants["fp32"].bytes
     assert len(manifest.version) == 12
     assert manifest.source["dataset"] == "rotten_tomatoes"
     assert manifest.validation["parity_max_abs_diff"] <= 1e-4
     assert manifest.validation["failures"] == []
-    assert set(manifest.validation["variants"]) == {"fp32", "int8"}
+    assert set(manifest.validation["variants"]) == {"fp32", "int8", "fp16"}
     # Scored as the CPU service runs them: dynamic int8 depends a little on the batch size.
     assert {v["batch_size"] for v in manifest.validation["variants"].values()} == {8}
 
@@ -67,7 +68,7 @@ def test_fp32_onnx_matches_pytorch(tiny_checkpoint: Path, tiny_artefact: Path) -
     assert diff <= 1e-4
 
 
-@pytest.mark.parametrize("variant", ["fp32", "int8"])
+@pytest.mark.parametrize("variant", ["fp32", "int8", "fp16"])
 def test_runtime_loads_every_variant_and_truncates(tiny_artefact: Path, variant: str) -> None:
     classifier = Classifier.load(tiny_artefact, device="cpu", variant=variant)
     predictions = classifier.predict(TEXTS)

@@ -135,8 +135,10 @@ def test_manifest_records_the_measured_choice(tiny_artefact: Path) -> None:
 
 
 def test_a_pinned_graph_is_built_without_measuring(tiny_checkpoint: Path, tmp_path: Path) -> None:
-    config = small_export(tiny_checkpoint, tmp_path / "fused", int8_graph="fused")
+    config = small_export(tiny_checkpoint, tmp_path / "fused", int8_graph="fused", fp16=False)
     manifest = export_artefact(config).manifest
+    assert set(manifest.variants) == {"fp32", "int8"}  # fp16=False (--no-fp16) leaves it out
+    assert "fp16" not in manifest.source
     assert manifest.int8_graph == {
         "chosen": "fused",
         "reason": "pinned (int8_graph), not measured",

@@ -1,5 +1,6 @@
 """Loading: providers, variant choice, threads, and clear errors for broken artefacts."""
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -9,7 +10,7 @@ import onnxruntime as ort
 import pytest
 
 from clfserve.runtime import Classifier, Manifest, ModelLoadError, ProviderError
-from clfserve.runtime.classifier import CPU_BATCH_SIZE
+from clfserve.runtime.classifier import CPU_BATCH_SIZE, variant_for_cpu, variant_for_cuda
 from clfserve.runtime.manifest import file_entry
 from clfserve.runtime.resources import call_threads, cpu_calls, usable_cpus
 
@@ -44,6 +45,19 @@ def test_cuda_demanded_without_cuda_is_a_clear_error(tiny_artefact: Path) -> Non
 def test_named_variant_wins(tiny_artefact: Path) -> None:
     clf = Classifier.load(tiny_artefact, device="cpu", variant="fp32")
     assert clf.info.variant == "fp32"
+
+
+def test_each_device_gets_its_fastest_exported_variant(tiny_artefact: Path) -> None:
+    manifest = Manifest.read(tiny_artefact)
+
+    def having(*names: str) -> Manifest:
+        return dataclasses.replace(manifest, variants={n: manifest.variants[n] for n in names})
+
+    assert variant_for_cpu(manifest) == "int8"
+    assert variant_for_cuda(manifest) == "fp16"  # CUDA runs no dynamic int8
+    assert variant_for_cpu(having("fp32", "fp16")) == "fp32"
+    assert variant_for_cuda(having("fp32", "int8")) == "fp32"
+    assert variant_for_cuda(having("int8")) == "int8"
 
 
 def test_identity_comes_from_the_manifest(tiny_artefact: Path) -> None:
@@ -96,8 +110,8 @@ def test_usable_cpus_respects_affinity_and_quota(monkeypatch: pytest.MonkeyPatch
 
 
 def test_unknown_variant_names_the_choices(tiny_artefact: Path) -> None:
-    with pytest.raises(ModelLoadError, match="no variant 'fp16'"):
-        Classifier.load(tiny_artefact, variant="fp16")
+    with pytest.raises(ModelLoadError, match=r"no variant 'bf16'; the manifest has \['fp16', "):
+        Classifier.load(tiny_artefact, variant="bf16")
 
 
 def test_missing_folder(tmp_path: Path) -> None:

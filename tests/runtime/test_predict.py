@@ -25,6 +25,15 @@ def _probs(predictions: list[Prediction]) -> np.ndarray:
     return np.array([list(p.scores.values()) for p in predictions])
 
 
+def test_an_io_binding_gives_the_same_logits(tiny_artefact: Path, fp32: Classifier) -> None:
+    assert fp32.io_binding is False  # off by default: it measured no faster on CUDA either
+    bound = Classifier.load(tiny_artefact, device="cpu", variant="fp32", io_binding=True)
+    assert bound.io_binding is True
+    chunk = fp32.chunks(fp32.encode(TEXTS))[0]
+    np.testing.assert_array_equal(bound.run(chunk), fp32.run(chunk))
+    assert _probs(bound.predict(TEXTS)) == pytest.approx(_probs(fp32.predict(TEXTS)), abs=1e-6)
+
+
 def test_probabilities_match_pytorch(fp32: Classifier, tiny_checkpoint: Path) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch

@@ -97,7 +97,7 @@ def test_environment_applies_without_options() -> None:
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("CLFSERVE_RATE_LIMIT", "lots"), ("CLFSERVE_VARIANT", "fp16"),
+    [("CLFSERVE_RATE_LIMIT", "lots"), ("CLFSERVE_VARIANT", "bf16"),
      ("CLFSERVE_STALENESS_THRESHOLD", "2")],
 )  # fmt: skip
 def test_invalid_setting_exits_with_a_clear_message(

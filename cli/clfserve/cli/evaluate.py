@@ -29,7 +29,12 @@ def add_command(subparsers: Any) -> None:
     )
     p.add_argument("--split", choices=SPLIT_NAMES, default="validation", help="which split")
     p.add_argument("--seed", type=int, default=None, help="split seed [the model's own, else 0]")
-    p.add_argument("--variant", choices=("int8", "fp32"), default=None, help="[int8 on CPU]")
+    p.add_argument(
+        "--variant",
+        choices=("int8", "fp32", "fp16"),
+        default=None,
+        help="[int8 on CPU, fp16 on CUDA]",
+    )
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="device")
     p.add_argument(
         "--batch-size",

@@ -150,7 +150,16 @@ def _gate_options(p: argparse.ArgumentParser, min_score: float) -> None:
         "--max-abs-diff", type=float, default=e.max_abs_diff, help="ONNX/PyTorch logit tolerance"
     )
     p.add_argument(
-        "--min-agreement", type=float, default=e.min_agreement, help="int8/fp32 label agreement"
+        "--min-agreement",
+        type=float,
+        default=e.min_agreement,
+        help="int8/fp32 and fp16/fp32 label agreement",
+    )
+    p.add_argument(
+        "--no-fp16",
+        dest="fp16",
+        action="store_false",
+        help="no fp16 variant (the graph CUDA serves; the CPU serves int8)",
     )
     p.add_argument(
         "--smooth-alpha",
@@ -213,10 +222,11 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    """convert a checkpoint to validated ONNX (fp32 + int8) and register it
+    """convert a checkpoint to validated ONNX (fp32 + int8 + fp16) and register it
 
-    Export a checkpoint to ONNX with optimum-onnx, quantize to int8, validate (parity with
-    PyTorch, per-variant accuracy/macro-F1, int8/fp32 agreement) and register the artefact
+    Export a checkpoint to ONNX with optimum-onnx, quantize to int8 (for CPUs), convert to fp16
+    (for CUDA), validate (parity with PyTorch, per-variant accuracy/macro-F1, int8/fp32 and
+    fp16/fp32 agreement) and register the artefact
     in MLflow. Nothing is registered when a check fails.
     """
     from clfserve.export.release import export_and_register
@@ -309,8 +319,10 @@ def _print_export(result: Any) -> None:
         print(f"{variant:>5}: accuracy {score.accuracy:.4f}, macro-F1 {score.macro_f1:.4f} "
               f"on {score.n_samples} validation texts at batch {score.batch_size}; "
               f"{size:.1f} MB")  # fmt: skip
-    if report.agreement_int8_fp32 is not None:
-        print(f"int8/fp32 label agreement: {report.agreement_int8_fp32:.4f}")
+    for name in ("int8", "fp16"):
+        agreement = report.agreement(name)
+        if agreement is not None:
+            print(f"{name}/fp32 label agreement: {agreement:.4f}")
     if manifest.int8_graph:
         print(f"int8 graph: {manifest.int8_graph['chosen']} ({manifest.int8_graph['reason']})")
     if registered is not None:

@@ -21,6 +21,7 @@ from clfserve.export.choice import Requirement, choose, score_graphs
 from clfserve.export.config import ExportConfig
 from clfserve.export.errors import ExportError, ValidationFailed
 from clfserve.export.graphs import AUTO_CANDIDATES, Calibration, build_graph
+from clfserve.export.half import convert_fp16
 from clfserve.export.onnx_export import export_onnx
 from clfserve.export.validate import (
     ValidationReport,
@@ -30,7 +31,7 @@ from clfserve.export.validate import (
     raise_on_failure,
     validate,
 )
-from clfserve.runtime.manifest import MANIFEST_FILE, Manifest, file_entry, sha256_file
+from clfserve.runtime.manifest import MANIFEST_FILE, FileEntry, Manifest, file_entry, sha256_file
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerFast
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 FP32_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
+FP16_FILE = "model.fp16.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 VALIDATION_FILE = "validation.jsonl"
 DEFAULT_MAX_LENGTH = 128
@@ -84,6 +86,9 @@ def export_artefact(config: ExportConfig) -> ExportResult:
         if config.quantize:
             int8 = Int8Inputs(calibration, validation, *_heads_and_width(model))
             manifest = _add_int8(manifest, staging, config, int8)
+            manifest.write(staging)
+        if config.fp16:
+            manifest = _add_fp16(manifest, staging, *_heads_and_width(model))
             manifest.write(staging)
         report = validate(staging, validation, config, parity)
         raise_on_failure(report)
@@ -175,14 +180,40 @@ def _add_int8(manifest: Manifest, folder: Path, config: ExportConfig, int8: Int8
             *(choice["chosen"], smoothing["inputs"], smoothing["worst_channel_ratio"]),
             *(smoothing["alpha"], smoothing["placed"]),
         )
-    variants = {**manifest.variants, "int8": file_entry(folder, INT8_FILE)}
+    return _with_variant(
+        manifest,
+        "int8",
+        file_entry(folder, INT8_FILE),
+        quantization=quantization,
+        int8_graph=choice,
+    )
+
+
+def _add_fp16(manifest: Manifest, folder: Path, num_heads: int, hidden_size: int) -> Manifest:
+    """The fp32 graph fused for GPUs and in float16 as model.fp16.onnx (what CUDA serves)."""
+    fp32 = folder / manifest.variants["fp32"].file
+    made = convert_fp16(fp32, folder / FP16_FILE, num_heads, hidden_size)
+    return _with_variant(manifest, "fp16", file_entry(folder, FP16_FILE), fp16=made)
+
+
+def _with_variant(
+    manifest: Manifest,
+    name: str,
+    entry: FileEntry,
+    int8_graph: dict[str, Any] | None = None,
+    **source: Any,
+) -> Manifest:
+    """``manifest`` with one more variant, its version recomputed over every file, and how the
+    variant was made added to ``source``."""
+    variants = {**manifest.variants, name: entry}
     checksums = [*(v.sha256 for v in variants.values()), manifest.tokenizer.sha256]
+    changes: dict[str, Any] = {"int8_graph": int8_graph} if int8_graph is not None else {}
     return _replace(
         manifest,
         variants=variants,
         version=_content_version(checksums),
-        source={**manifest.source, "quantization": quantization},
-        int8_graph=choice,
+        source={**manifest.source, **source},
+        **changes,
     )
 
 

@@ -90,11 +90,13 @@ class ExportConfig:
     min_macro_f1: float = 0.0
     """Every variant must reach this validation macro-F1 (0 = report only)."""
     min_agreement: float = 0.9
-    """int8 and fp32 must predict the same label on at least this share of validation texts."""
+    """int8 (and fp16) must predict fp32's label on at least this share of validation texts."""
     max_eval_samples: int | None = None
     """Score variants on at most N validation texts (None = the whole split)."""
     quantize: bool = True
-    """Add the int8 variant next to fp32."""
+    """Add the int8 variant next to fp32 (what the CPU serves)."""
+    fp16: bool = True
+    """Add the fp16 variant next to fp32 (what CUDA serves; `clfserve.export.half`)."""
     smooth_alpha: float = 0.8
     """SmoothQuant migration strength for the int8 variant, in (0, 1]; 0 = plain dynamic int8
     (see `clfserve.export.smooth`)."""

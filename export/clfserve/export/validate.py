@@ -4,7 +4,7 @@
 2. Quality: accuracy and macro-F1 of every variant on the validation split, through the runtime
    `Classifier` (the code that will serve it) at its CPU default batch size, not through PyTorch.
    Dynamic int8 quantizes activations per call, so its score depends a little on that size.
-3. int8-vs-fp32 label agreement on that split.
+3. int8-vs-fp32 and fp16-vs-fp32 label agreement on that split.
 
 The answers of step 2 also give the artefact its drift reference (`drift_reference`): what the
 model's answers on that split look like, binned as the service bins its live traffic.
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class VariantScore:
-    """One variant (fp32 or int8) scored with ONNX Runtime on the validation split."""
+    """One variant (fp32, int8 or fp16) scored with ONNX Runtime on the validation split."""
 
     accuracy: float
     macro_f1: float
@@ -61,6 +61,7 @@ class ValidationReport:
     variants: dict[str, VariantScore]
     agreement_int8_fp32: float | None
     dataset: str
+    agreement_fp16_fp32: float | None = None
     failures: tuple[str, ...] = field(default=())
     profiles: dict[str, Profile] = field(default_factory=dict)
     """Each variant's answers, binned for the drift reference (not part of `to_dict`)."""
@@ -77,9 +78,16 @@ class ValidationReport:
         for name, score in self.variants.items():
             flat[f"val_{name}_accuracy"] = score.accuracy
             flat[f"val_{name}_macro_f1"] = score.macro_f1
-        if self.agreement_int8_fp32 is not None:
-            flat["agreement_int8_fp32"] = self.agreement_int8_fp32
+        for name in ("int8", "fp16"):
+            agreement = self.agreement(name)
+            if agreement is not None:
+                flat[f"agreement_{name}_fp32"] = agreement
         return flat
+
+    def agreement(self, variant: str) -> float | None:
+        """Share of validation texts on which ``variant`` predicts fp32's label (None: no such
+        variant)."""
+        return {"int8": self.agreement_int8_fp32, "fp16": self.agreement_fp16_fp32}.get(variant)
 
 
 def check_parity(
@@ -124,17 +132,14 @@ def validate(
         )
         predicted[variant] = result.predicted
         log.info("%s: accuracy %.4f, macro-F1 %.4f", variant, result.accuracy, result.macro_f1)
-    agreement = None
-    if "int8" in predicted and "fp32" in predicted and predicted["fp32"]:
-        same = sum(a == b for a, b in zip(predicted["int8"], predicted["fp32"], strict=True))
-        agreement = same / len(predicted["fp32"])
-
-    failures = _failures(diff, scores, agreement, config)
+    agreements = {name: _agreement(predicted, name) for name in ("int8", "fp16")}
+    failures = _failures(diff, scores, agreements, config)
     return ValidationReport(
         parity_max_abs_diff=diff,
         parity_samples=n_parity,
         variants=scores,
-        agreement_int8_fp32=agreement,
+        agreement_int8_fp32=agreements["int8"],
+        agreement_fp16_fp32=agreements["fp16"],
         dataset=validation.name,
         failures=tuple(failures),
         profiles=profiles,
@@ -211,10 +216,17 @@ def pick_references(folder: Path, validation: Dataset) -> tuple[Reference, ...]:
     return tuple(chosen)
 
 
+def _agreement(predicted: dict[str, tuple[str, ...]], variant: str) -> float | None:
+    if variant not in predicted or not predicted.get("fp32"):
+        return None
+    pairs = zip(predicted[variant], predicted["fp32"], strict=True)
+    return sum(a == b for a, b in pairs) / len(predicted["fp32"])
+
+
 def _failures(
     diff: float,
     scores: dict[str, VariantScore],
-    agreement: float | None,
+    agreements: dict[str, float | None],
     config: ExportConfig,
 ) -> list[str]:
     failures = []
@@ -225,8 +237,11 @@ def _failures(
             failures.append(f"{name} accuracy {score.accuracy:.4f} < {config.min_accuracy:g}")
         if score.macro_f1 < config.min_macro_f1:
             failures.append(f"{name} macro-F1 {score.macro_f1:.4f} < {config.min_macro_f1:g}")
-    if agreement is not None and agreement < config.min_agreement:
-        failures.append(f"int8/fp32 label agreement {agreement:.4f} < {config.min_agreement:g}")
+    for name, agreement in agreements.items():
+        if agreement is not None and agreement < config.min_agreement:
+            failures.append(
+                f"{name}/fp32 label agreement {agreement:.4f} < {config.min_agreement:g}"
+            )
     return failures
 
 

@@ -5,7 +5,8 @@ An artefact folder holds::
     manifest.json        this file's schema, below
     tokenizer.json       a `tokenizers` fast tokenizer (no truncation/padding baked in)
     model.onnx           fp32 graph, dynamic batch and sequence axes, output "logits"
-    model.int8.onnx      optional int8 variant (which graph: ``int8_graph``)
+    model.int8.onnx      optional int8 variant, the CPU's (which graph: ``int8_graph``)
+    model.fp16.onnx      optional fp16 variant, the GPU's
     validation.jsonl     the labelled validation split export scored (``text``, ``label``);
                          monitors evaluate the model on it by default
     drift_reference.json what the model's answers on that split look like, binned (label mix,
@@ -66,7 +67,7 @@ class Manifest:
     inputs: tuple[str, ...]
     """Model input names, as the ONNX graph declares them."""
     variants: dict[str, FileEntry]
-    """ONNX graphs by variant name (``fp32``, ``int8``)."""
+    """ONNX graphs by variant name (``fp32``, ``int8``, ``fp16``)."""
     tokenizer: FileEntry
     validation_data: FileEntry | None = None
     """The validation split export scored, as JSONL; None in artefacts made before it existed."""

@@ -42,7 +42,7 @@ from clfserve.service.envsettings import (
 Device = Literal["auto", "cpu", "cuda"]
 RateUnit = Literal["second", "minute", "hour", "day"]
 RateFallback = Literal["local", "open", "closed"]
-VARIANTS = ("int8", "fp32")
+VARIANTS = ("int8", "fp32", "fp16")
 """The ONNX variants an export writes."""
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -370,7 +370,8 @@ class Settings:
     )  # fmt: skip
     variant: str | None = setting(
         "CLFSERVE_VARIANT", None, optional(choice(*VARIANTS), *_AUTO),
-        "ONNX variant, `int8` or `fp32`; auto: int8 on CPU, fp32 on CUDA",
+        "ONNX variant, `int8`, `fp32` or `fp16`; auto: int8 on CPU, fp16 on CUDA (each where "
+        "the artefact has it, else fp32)",
         option="--variant", shown="auto",
     )  # fmt: skip
     threads: int | None = setting(

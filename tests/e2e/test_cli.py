@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.e2e
 
@@ -121,6 +123,14 @@ def test_export_registers_and_release_if_missing_then_skips(
     assert exported.returncode == 0, exported.stderr
     assert "registered models:/clfserve-sentiment/1" in exported.stdout
     assert "@champion -> version 1 (the first)" in exported.stdout
+    assert re.search(r"^ fp16: accuracy 0\.\d{4}", exported.stdout, re.MULTILINE)
+    assert "fp16/fp32 label agreement: " in exported.stdout
+    client = MlflowClient(mlflow_tracking)
+    run_data = client.get_run(client.get_model_version("clfserve-sentiment", "1").run_id).data
+    assert run_data.params["fp16_graph"].startswith("Attention=2,")
+    assert run_data.metrics["fp16_bytes"] < run_data.metrics["fp32_bytes"]
+    assert 0.0 <= run_data.metrics["agreement_fp16_fp32"] <= 1.0
+    assert "val_fp16_macro_f1" in run_data.metrics
 
     skipped = run("release", "--if-missing")
     assert skipped.returncode == 0, skipped.stderr

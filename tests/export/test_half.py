@@ -52,7 +52,8 @@ def test_the_runtime_serves_fp16_and_its_references(tiny_artefact: Path) -> None
     assert classifier.info.variant == "fp16"
     assert classifier.check_references() == []
     fp32 = Classifier.load(tiny_artefact, device="cpu", variant="fp32")
-    same = [a.label == b.label for a, b in zip(classifier.predict(TEXTS), fp32.predict(TEXTS))]
+    pairs = zip(classifier.predict(TEXTS), fp32.predict(TEXTS), strict=True)
+    same = [a.label == b.label for a, b in pairs]
     assert sum(same) >= 0.95 * len(TEXTS)
 
 

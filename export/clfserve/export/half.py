@@ -9,11 +9,11 @@ feeds and reads it like any other variant. Constants beyond float16's range are 
 attention mask's ``finfo(float32).min`` becomes -1e4, which still zeroes a padded position after
 softmax). A graph the optimizer cannot handle (another architecture) is converted unfused.
 
-Measured on an NVIDIA H200 with onnxruntime-gpu 1.31.1 and the default model (5 alternated rounds,
-median; texts/s through `Classifier.predict`): at batch 64, fp32 10,841, fp16 unfused 14,406,
-fp16 fused 18,502; at batch 1, 448, 467 and 768. All three gave the same validation accuracy
-(0.8337) and the same labels as fp32 on the CPU; the fused graph's probabilities were within
-0.0037 of them.
+Measured on an NVIDIA H200 with onnxruntime-gpu 1.31.1 and the default model as exported (two
+runs of 5 alternated rounds, medians; texts/s through `Classifier.predict`): at batch 64, fp32
+12,245-12,373, fp16 unfused 17,550-20,440, this fused fp16 22,433-25,639; at batch 1, 444-627,
+522-701 and 1,110-1,274. All three gave the same validation accuracy (0.8337) and the same labels
+as fp32 on the CPU; the fused graph's probabilities were within 0.0037 of fp32's.
 
 ONNX Runtime's CPU provider runs the graph too (slowly), so export validates it on the CPU like the
 others: accuracy, macro-F1 and label agreement with fp32. The GPU rounds differently from the CPU;

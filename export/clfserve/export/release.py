@@ -65,6 +65,7 @@ def register(exported: ExportResult, release: ReleaseConfig) -> tuple[Registered
         "int8_smoothing": _smoothing(manifest.source.get("quantization") or {}),
         "int8_graph": manifest.int8_graph.get("chosen", ""),
         "int8_graph_reason": manifest.int8_graph.get("reason", ""),
+        "fp16_graph": _fp16_graph(manifest.source.get("fp16")),
         **{f"train_{k}": v for k, v in recipe.items() if k not in ("output", "progress")},
     }
     if "precision" in exported.training:  # what `auto` resolved to
@@ -97,6 +98,14 @@ def _smoothing(quantization: dict[str, Any]) -> str:
     if not smoothing:
         return "off"
     return f"alpha={smoothing['alpha']:g},placement={smoothing.get('placement', 'mul')}"
+
+
+def _fp16_graph(made: dict[str, Any] | None) -> str:
+    """How the fp16 variant was made: its fused operators, ``unfused`` or ``none``."""
+    if not made:
+        return "none"
+    fused = made.get("fused") or {}
+    return ",".join(f"{name}={count}" for name, count in fused.items()) or "unfused"
 
 
 def _graph_metrics(candidates: dict[str, dict[str, Any]]) -> dict[str, float]:

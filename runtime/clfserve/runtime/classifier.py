@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 CPU_BATCH_SIZE = 8
 """Rows per `session.run` on CPU by default: throughput stops growing past ~8, padding grows."""
 CUDA_BATCH_SIZE = 64
-"""Rows per `session.run` on CUDA by default: an H100 ran 64 texts in 5.4 ms, 1 in 1.6 ms."""
+"""Rows per `session.run` on CUDA by default: an H200 ran the default model's fp16 graph on 64
+texts in 2.5-2.9 ms (22,400-25,600 texts/s) and on 128 in 5.1-5.5 ms (no more texts/s)."""
 CPU_RUN_COST = 8.0
 """What one `session.run` costs on CPU, in padded tokens, when texts are cut into chunks.
 
@@ -52,10 +53,11 @@ there, so CUDA keeps fixed chunks of the batch size.
 CUDA_IO_BINDING = False
 """Whether CUDA runs go through an IO binding by default (see `Classifier.io_binding`).
 
-Off: on an NVIDIA H200 with onnxruntime-gpu 1.31.1 and the default model (5 alternated rounds,
-median) it made no difference beyond noise: fp16 batch 1 2.14 ms without and 2.11 with, batch 64
-4.44 and 4.49 ms; fp32 batch 64 5.90 and 5.79 ms. The inputs are small token ids and the output
-is a few logits per text, so there is little copying for a binding to save."""
+Off: on an NVIDIA H200 with onnxruntime-gpu 1.31.1 and the default model's fp16 graph (two runs
+of 5 alternated rounds, medians) it was faster in one run and slower in the other: batch 64 took
+2.50 ms without and 3.06 with, then 2.85 and 2.50; batch 1 0.90 and 1.03 ms, then 0.79 and 0.83.
+The inputs are small token ids and the output is a few logits per text, so there is little
+copying for a binding to save."""
 RunCost = float | Literal["auto"] | None
 
 

@@ -13,7 +13,8 @@ labelled validation split (``validation.jsonl``):
 - latency per batch size of fp32 and fp16, each with and without an IO binding, in alternated
   rounds (median, min and max of the rounds' medians), and the warm texts/s of the whole split
   through `Classifier.predict` (length-sorted chunks of 64);
-- texts/s with 1, 2 and 4 threads predicting at once on the default CUDA session;
+- texts/s with 1, 2 and 4 threads predicting at once on one CUDA session, for sessions with
+  every CPU as intra-op threads (spinning and not) and with one (``--only-calls``: just this);
 - one more fp16 graph built here for comparison: the fp32 graph in float16 without the GPU
   fusions export applies (fused attention, SkipLayerNorm, BiasGelu).
 """
@@ -151,35 +152,48 @@ def alternated(
     return out
 
 
-def concurrent(clf: Classifier, texts: list[str], rounds: int) -> dict[str, Any]:
-    """Texts/s of 1, 2 and 4 threads each predicting batches of 64 on one session at once, in
-    alternated rounds: whether the service should run more than one model call on a GPU.
+def concurrent(layouts: dict[str, Classifier], texts: list[str], rounds: int) -> dict[str, Any]:
+    """Texts/s of 1, 2 and 4 threads each predicting batches of 64 on one session at once, for
+    each session layout (intra-op threads, spinning), all alternated in rounds: whether the
+    service should run more than one model call on a GPU, and with which threads.
 
     The threads live through every round, as the service's do: ONNX Runtime's CUDA provider
     sets up per-thread state (cuBLAS and cuDNN handles) on a thread's first call, which a pool
     made anew each round would time too."""
     batches = [texts[i : i + 64] for i in range(0, len(texts) - 63, 64)]
-    pools = {workers: ThreadPoolExecutor(workers) for workers in (1, 2, 4)}
-    rates: dict[int, list[float]] = {}
+    pools = {(name, n): ThreadPoolExecutor(n) for name in layouts for n in (1, 2, 4)}
+    rates: dict[tuple[str, int], list[float]] = {}
     try:
-        for pool in pools.values():  # every thread's first calls
-            list(pool.map(clf.predict, batches))
+        for _ in range(3):  # every thread's first calls, and memory for calls side by side
+            for (name, _), pool in pools.items():
+                list(pool.map(layouts[name].predict, batches))
         for _ in range(rounds):
-            for workers, pool in pools.items():
+            for (name, workers), pool in pools.items():
                 started = time.perf_counter()
-                list(pool.map(clf.predict, batches * 2))
+                list(pool.map(layouts[name].predict, batches * 2))
                 rate = 2 * len(batches) * 64 / (time.perf_counter() - started)
-                rates.setdefault(workers, []).append(rate)
+                rates.setdefault((name, workers), []).append(rate)
     finally:
         for pool in pools.values():
             pool.shutdown()
-    return {
-        str(workers): {
+    out: dict[str, Any] = {}
+    for (name, workers), r in rates.items():
+        out.setdefault(name, {})[str(workers)] = {
             "median": round(statistics.median(r)),
             "min": round(min(r)),
             "max": round(max(r)),
+            "rounds": [round(x) for x in r],
         }
-        for workers, r in rates.items()
+    return out
+
+
+def call_layouts(folder: Path, device: Device) -> dict[str, Classifier]:
+    """The default variant with every CPU as intra-op threads, spinning (`Classifier.load`'s
+    default) and not (the service's), and with one thread, not spinning."""
+    return {
+        "all threads, spinning": Classifier.load(folder, device=device),
+        "all threads, no spinning": Classifier.load(folder, device=device, spinning=False),
+        "1 thread, no spinning": Classifier.load(folder, device=device, threads=1, spinning=False),
     }
 
 
@@ -191,9 +205,16 @@ def gpu_name() -> str:
         return f"unknown ({exc})"
 
 
-def main(folder: Path, rounds: int, calls: int, device: Device = "cuda") -> dict[str, Any]:
+def main(
+    folder: Path, rounds: int, calls: int, device: Device = "cuda", only_calls: bool = False
+) -> dict[str, Any]:
     texts, truth = read_split(folder)
     report: dict[str, Any] = {"onnxruntime": ort.__version__, "gpu": gpu_name(), "rounds": rounds}
+    if only_calls:
+        report["calls_at_once_batch64_texts_per_s"] = concurrent(
+            call_layouts(folder, device), texts, rounds
+        )
+        return report
     cpu = Classifier.load(folder, device="cpu", variant="fp32")
     cpu_fp32 = probabilities(cpu, texts)
     report["cpu_fp32_threads"] = cpu.info.threads
@@ -222,7 +243,9 @@ def main(folder: Path, rounds: int, calls: int, device: Device = "cuda") -> dict
             if "+io" not in name
         }
         report["timing"] = alternated(configs, texts, rounds, calls)
-        report["threads_at_once_fp16_batch64_texts_per_s"] = concurrent(default, texts, rounds)
+    report["calls_at_once_batch64_texts_per_s"] = concurrent(
+        call_layouts(folder, device), texts, rounds
+    )
     return report
 
 
@@ -234,7 +257,10 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calls", type=int, default=CALLS)
     parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda", help="cpu: dry run")
+    parser.add_argument(
+        "--only-calls", action="store_true", help="only the calls-at-once measurement"
+    )
     args = parser.parse_args()
-    result = main(args.artefact, args.rounds, args.calls, args.device)
+    result = main(args.artefact, args.rounds, args.calls, args.device, args.only_calls)
     args.output.write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))

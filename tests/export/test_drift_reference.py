@@ -31,7 +31,7 @@ def test_the_reference_is_how_each_variant_answered_the_validation_split(
 ) -> None:
     reference = read_reference(tiny_artefact)
     assert reference is not None
-    assert set(reference.profiles) == {"fp32", "int8"}
+    assert set(reference.profiles) == {"fp32", "int8", "fp16"}
     assert {p.n for p in reference.profiles.values()} == {256}
     manifest = Manifest.read(tiny_artefact)
     assert reference.binning == Binning.of(manifest.labels, manifest.max_length)

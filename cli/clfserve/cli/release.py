@@ -150,17 +150,9 @@ def _gate_options(p: argparse.ArgumentParser, min_score: float) -> None:
         "--max-abs-diff", type=float, default=e.max_abs_diff, help="ONNX/PyTorch logit tolerance"
     )
     p.add_argument(
-        "--min-agreement",
-        type=float,
-        default=e.min_agreement,
-        help="int8/fp32 and fp16/fp32 label agreement",
+        "--min-agreement", type=float, default=e.min_agreement, help="agreement with fp32 labels"
     )
-    p.add_argument(
-        "--no-fp16",
-        dest="fp16",
-        action="store_false",
-        help="no fp16 variant (the graph CUDA serves; the CPU serves int8)",
-    )
+    p.add_argument("--no-fp16", dest="fp16", action="store_false", help="no fp16 graph (for CUDA)")
     p.add_argument(
         "--smooth-alpha",
         type=_alpha,

@@ -23,6 +23,8 @@ the runtime's reference check bounds that difference when a GPU loads it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,16 +46,18 @@ def convert_fp16(
     from onnxruntime.transformers.onnx_model import OnnxModel
 
     made: dict[str, Any] = {"method": "float16", "keep_io_types": True}
-    try:
-        model, made["fused"] = _fuse(source, num_heads, hidden_size)
-    except Exception as exc:  # the optimizer raises untyped errors on graphs it does not know
-        log.warning("fp16: ONNX Runtime's BERT fusions failed (%s); converting unfused", exc)
-        model, made["fused"], made["fusion_error"] = OnnxModel(onnx.load(str(source))), {}, str(exc)
-    try:
-        model.convert_float_to_float16(keep_io_types=True)  # shape inference knows fused ops
-    except Exception as exc:  # the converter raises untyped errors on graphs it cannot type
-        raise ExportError(f"{source}: cannot convert to float16 ({exc})") from exc
-    model.save_model_to_file(str(output))
+    with _quiet():
+        try:
+            model, made["fused"] = _fuse(source, num_heads, hidden_size)
+        except Exception as exc:  # the optimizer raises untyped errors on graphs it does not know
+            log.warning("fp16: ONNX Runtime's BERT fusions failed (%s); converting unfused", exc)
+            model, made["fused"] = OnnxModel(onnx.load(str(source))), {}
+            made["fusion_error"] = str(exc)
+        try:
+            model.convert_float_to_float16(keep_io_types=True)  # shape inference knows fused ops
+        except Exception as exc:  # the converter raises untyped errors on graphs it cannot type
+            raise ExportError(f"{source}: cannot convert to float16 ({exc})") from exc
+        model.save_model_to_file(str(output))
     log.info("fp16 variant: %s (%.1f MB)", made["fused"] or "unfused", output.stat().st_size / 1e6)
     return made
 
@@ -61,16 +65,18 @@ def convert_fp16(
 def _fuse(source: Path, num_heads: int, hidden_size: int) -> tuple[OnnxModel, dict[str, int]]:
     from onnxruntime.transformers import optimizer
 
-    logging.disable(logging.INFO)  # the optimizer logs a line per fusion pass
-    try:
-        model = optimizer.optimize_model(
-            str(source),
-            model_type="bert",
-            num_heads=num_heads,
-            hidden_size=hidden_size,
-            use_gpu=True,
-        )
-    finally:
-        logging.disable(logging.NOTSET)
+    model = optimizer.optimize_model(
+        str(source), model_type="bert", num_heads=num_heads, hidden_size=hidden_size, use_gpu=True
+    )
     counts = model.get_fused_operator_statistics()
     return model, {name: int(count) for name, count in sorted(counts.items()) if count}
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """ONNX Runtime's optimizer and converter log a line per fusion pass and per save at INFO."""
+    logging.disable(logging.INFO)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)

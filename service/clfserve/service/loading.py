@@ -38,8 +38,8 @@ CUDA_CALLS = 2
 """Model calls at once on CUDA. Measured on an NVIDIA H200 (onnxruntime-gpu 1.31.1, the default
 model's fp16 graph, one session, threads each predicting distinct batches of 64 reviews, 7
 alternated rounds after 3 warm-up passes): 1 call 25,166 texts/s (24,237-27,198), 2 calls
-41,414 (40,231-44,581), 4 calls 50,170 but 8,514 and 29,354 in the first two rounds (the
-provider was still growing its memory for calls side by side). A call's CPU work (tokenizing,
+41,414 (40,231-44,581), 4 calls 50,170 but 8,514 and 29,354 in the first two rounds (why was
+not measured; 2 calls had no slow round). A call's CPU work (tokenizing,
 padding, building the answers) then overlaps the other's GPU work. Intra-op threads (1 or 16)
 and spinning made no difference there."""
 

@@ -34,14 +34,21 @@ added nothing (1.00x). Calls of several threads get no spare: their threads woul
 oversubscribe the cores."""
 
 
-CUDA_CALLS = 2
+CUDA_CALLS = 1
 """Model calls at once on CUDA. Measured on an NVIDIA H200 (onnxruntime-gpu 1.31.1, the default
-model's fp16 graph, one session, threads each predicting distinct batches of 64 reviews, 7
-alternated rounds after 3 warm-up passes): 1 call 25,166 texts/s (24,237-27,198), 2 calls
-41,414 (40,231-44,581), 4 calls 50,170 but 8,514 and 29,354 in the first two rounds (why was
-not measured; 2 calls had no slow round). A call's CPU work (tokenizing,
-padding, building the answers) then overlaps the other's GPU work. Intra-op threads (1 or 16)
-and spinning made no difference there."""
+model's fp16 graph):
+
+- the runtime alone (one session, threads each predicting distinct batches of 64 reviews, 7
+  alternated rounds after 3 warm-up passes): 1 call 25,166 texts/s (24,237-27,198), 2 calls
+  41,414 (40,231-44,581), 4 calls 50,170 but 8,514 and 29,354 in the first two rounds;
+- the service (one server process, 2 alternated rounds of 6 s, Python clients on the same
+  machine): `/batch_predict` of 64 reviews at 8 connections 15,104-15,744 texts/s with 1 call and
+  18,176-19,904 with 2 (1.23x), but `/predict` at 64 connections 613-646 req/s with 1 call and
+  471-546 with 2 (0.81x). There the event loop is the limit, and a second call's Python work
+  takes GIL time from it.
+
+One call stays the default because `/predict` is the route most traffic takes; set
+``CLFSERVE_INFERENCE_WORKERS=2`` where batches dominate."""
 
 
 def inference_workers(settings: Settings, cpus: int | None = None) -> int:

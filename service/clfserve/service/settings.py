@@ -414,8 +414,9 @@ class Settings:
         "CLFSERVE_INFERENCE_WORKERS", None, optional(parse_int, *_AUTO),
         "model calls running at once, in threads off the event loop; auto: on CPU 2 when the "
         "process has 2 or more CPUs, the threads split between them, else 1, plus one spare "
-        "call when that leaves each call one thread (3 on 2 vCPUs); on CUDA 2 (on an H200, "
-        "1.65x the texts/s of one call). Measured on 2 vCPUs: 2 "
+        "call when that leaves each call one thread (3 on 2 vCPUs); on CUDA 1 (on an H200, 2 "
+        "gave `/batch_predict` 1.23x the texts/s but `/predict` 0.81x the req/s). Measured on 2 "
+        "vCPUs: 2 "
         "calls x 1 thread against 1 call on 2 threads, 1.39-1.47x the `/predict` req/s at 64 "
         "connections and lone requests at 3.6-4.9 ms p50 against 4.6-5.6; the spare call, "
         "1.04-1.14x at 64 connections and 1.02x at 16",

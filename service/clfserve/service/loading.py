@@ -44,8 +44,8 @@ model's fp16 graph):
 - the service (one server process, 2 alternated rounds of 6 s, Python clients on the same
   machine): `/batch_predict` of 64 reviews at 8 connections 15,104-15,744 texts/s with 1 call and
   18,176-19,904 with 2 (1.23x), but `/predict` at 64 connections 613-646 req/s with 1 call and
-  471-546 with 2 (0.81x). There the event loop is the limit, and a second call's Python work
-  takes GIL time from it.
+  471-546 with 2 (0.81x). What holds `/predict` near 630 req/s there (p50 ~100 ms at 64
+  connections, while the GPU runs a batch of 64 in ~2.5 ms) was not established.
 
 One call stays the default because `/predict` is the route most traffic takes; set
 ``CLFSERVE_INFERENCE_WORKERS=2`` where batches dominate."""

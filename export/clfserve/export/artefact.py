@@ -180,13 +180,10 @@ def _add_int8(manifest: Manifest, folder: Path, config: ExportConfig, int8: Int8
             *(choice["chosen"], smoothing["inputs"], smoothing["worst_channel_ratio"]),
             *(smoothing["alpha"], smoothing["placed"]),
         )
-    return _with_variant(
-        manifest,
-        "int8",
-        file_entry(folder, INT8_FILE),
-        quantization=quantization,
-        int8_graph=choice,
+    manifest = _with_variant(
+        manifest, "int8", file_entry(folder, INT8_FILE), quantization=quantization
     )
+    return _replace(manifest, int8_graph=choice)
 
 
 def _add_fp16(manifest: Manifest, folder: Path, num_heads: int, hidden_size: int) -> Manifest:
@@ -196,24 +193,16 @@ def _add_fp16(manifest: Manifest, folder: Path, num_heads: int, hidden_size: int
     return _with_variant(manifest, "fp16", file_entry(folder, FP16_FILE), fp16=made)
 
 
-def _with_variant(
-    manifest: Manifest,
-    name: str,
-    entry: FileEntry,
-    int8_graph: dict[str, Any] | None = None,
-    **source: Any,
-) -> Manifest:
+def _with_variant(manifest: Manifest, name: str, entry: FileEntry, **made: Any) -> Manifest:
     """``manifest`` with one more variant, its version recomputed over every file, and how the
-    variant was made added to ``source``."""
+    variant was made (``made``) added to its ``source``."""
     variants = {**manifest.variants, name: entry}
     checksums = [*(v.sha256 for v in variants.values()), manifest.tokenizer.sha256]
-    changes: dict[str, Any] = {"int8_graph": int8_graph} if int8_graph is not None else {}
     return _replace(
         manifest,
         variants=variants,
         version=_content_version(checksums),
-        source={**manifest.source, **source},
-        **changes,
+        source={**manifest.source, **made},
     )
 
 

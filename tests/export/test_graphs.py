@@ -245,3 +245,30 @@ def test_auto_leaves_out_a_graph_that_cannot_be_built(
     assert set(chosen["candidates"]) == set(AUTO_CANDIDATES) - {"fused"}
     assert chosen["rounds"] == 1
     assert [p.name for p in (tmp_path / "a").iterdir() if p.name.startswith(".")] == []
+
+
+class _Recorder:
+    """Stands in for a `Classifier`: records who predicted which batch, in order."""
+
+    def __init__(self, name: str, calls: list[tuple[str, tuple[str, ...]]]) -> None:
+        self.name, self.calls = name, calls
+
+    def predict(self, texts: Any) -> list[Any]:
+        self.calls.append((self.name, tuple(texts)))
+        return []
+
+
+def test_every_call_is_timed_on_every_graph_back_to_back() -> None:
+    from clfserve.export.choice import interleaved
+
+    calls: list[tuple[str, tuple[str, ...]]] = []
+    graphs: Any = {name: _Recorder(name, calls) for name in ("a", "b", "c")}
+    spent = interleaved(graphs, ["t1", "t2", "t3", "t4", "t5"], per_call=2, first=1)
+    # Each batch goes to all three before the next batch; the leader rotates call by call.
+    assert calls == [
+        ("b", ("t1", "t2")), ("c", ("t1", "t2")), ("a", ("t1", "t2")),
+        ("c", ("t3", "t4")), ("a", ("t3", "t4")), ("b", ("t3", "t4")),
+        ("a", ("t5",)), ("b", ("t5",)), ("c", ("t5",)),
+    ]  # fmt: skip
+    assert set(spent) == {"a", "b", "c"}
+    assert all(s > 0 for s in spent.values())

@@ -1,47 +1,57 @@
 """clfserve against the design it replaces and against its own runtime, in alternated rounds.
 
-Each round measures, in this order and for the same bounded time each:
+Each round starts two servers side by side:
 
-- the runtime in this process (`InProcess.serving_rate` on the texts `/predict` is sent);
-- ``clfserve serve``, cache off, rate limit on at `HUGE_LIMIT` (in memory): `/predict` with
-  distinct reviews at `CONNECTIONS` connections;
+- ``clfserve serve``, cache off, rate limit on at `HUGE_LIMIT` (in memory), driven on `/predict`
+  with distinct reviews at `CONNECTIONS` connections;
 - the reference server (`reference_server`: Flask + Flask-Limiter at the same limit + PyTorch
   eager, one forward pass per request), same checkpoint, threads, texts and load;
-- ``clfserve serve``, cache on, same limit: `/predict` with one text repeated (every answer a
-  cache hit).
 
-A fresh server each time. The targets are ratios taken round by round (median, min, max):
-clfserve / reference ≥ `TARGET_VS_REFERENCE`, clfserve / in-process ≥ `TARGET_VS_IN_PROCESS`,
-and cached req/s ≥ `TARGET_CACHED`.
+and measures them and the runtime in this process (`InProcess.serving_rate` on the texts
+`/predict` is sent) in `WINDOWS` short windows each, taking turns (window 1 of each, then window
+2 of each, ...), the one that goes first moving on each turn. The machine's speed moves by a
+third within seconds on a shared VM; turns a few seconds long let a slow spell fall on all three,
+where one long run each did not (ratios of 0.70-1.42x between rounds). Each one's rate in a round
+is its requests (texts) over its seconds, summed over its windows. Then, in a fresh server,
+``clfserve serve`` with the cache on: `/predict` with one text repeated (every answer a cache hit).
+
+The targets are ratios taken round by round (median, min, max): clfserve / reference ≥
+`TARGET_VS_REFERENCE`, clfserve / in-process ≥ `TARGET_VS_IN_PROCESS`, and cached req/s ≥
+`TARGET_CACHED`.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from benchmarks.http import alternation
+from benchmarks.http.eval_under_load import cpu_snapshot
 from benchmarks.http.inprocess import InProcess
 from benchmarks.http.limiter import HUGE_LIMIT
 from benchmarks.http.reference_server import GUNICORN_THREADS, running_reference
 from benchmarks.http.server import post_json, running_server
-from benchmarks.http.wrk import write_script
+from benchmarks.http.wrk import run_wrk, write_script
 
 CONNECTIONS = 64
 TARGET_VS_REFERENCE = 10.0
 TARGET_VS_IN_PROCESS = 0.95
 TARGET_CACHED = 5000.0
 IN_PROCESS_TEXTS = 1024
-"""Texts of each round's in-process measurement (the first of those `/predict` cycles through)."""
+"""Texts of each in-process window (the first of those `/predict` cycles through): 1-2 s."""
+WINDOWS = 5
+"""Turns per round: each of the three is measured this many times for duration / WINDOWS."""
 
 RUNTIME = "runtime in-process"
 CLFSERVE = "clfserve, cache off"
 REFERENCE = "reference (Flask + torch)"
 CACHED = "clfserve, cached (one text)"
+SIDE_BY_SIDE = "runtime, clfserve and reference in turns"
 
 
 @dataclass(frozen=True)
@@ -81,35 +91,71 @@ def run_versus(
     def log(name: str, round_: int) -> Path:
         return setup.workdir / f"versus-{round_}-{name.split()[0].strip(',')}.log"
 
-    def in_process(round_: int) -> dict[str, Any]:
+    def in_process() -> dict[str, Any]:
         texts = setup.texts[:IN_PROCESS_TEXTS]
-        cpu = time.process_time()
-        rate = runtime.serving_rate(texts)
-        cpu = time.process_time() - cpu
-        return {"req_per_s": round(rate, 1), "req_per_cpu_s": round(len(texts) / cpu, 1)}
+        cpu, started = time.process_time(), time.perf_counter()
+        runtime.serving_rate(texts)
+        return {"requests": len(texts), "seconds": time.perf_counter() - started,
+                "cpu_s": time.process_time() - cpu}  # fmt: skip
 
-    def clfserve(round_: int) -> dict[str, Any]:
-        with running_server({**limited, "CLFSERVE_CACHE": "false"}, log(CLFSERVE, round_)) as b:
-            check_predict(b, one_text)
-            return alternation.wrk_load(b, distinct, CONNECTIONS, setup.duration, setup.warmup)
+    def over_http(base: str, seconds: float) -> dict[str, Any]:
+        before = cpu_snapshot()
+        result = run_wrk(base, distinct, CONNECTIONS, seconds)
+        after = cpu_snapshot()
+        cpu = after[1] - before[1] if before is not None and after is not None else None
+        return {**result.as_dict(), "cpu_s": cpu}
 
-    def reference(round_: int) -> dict[str, Any]:
-        with running_reference(
-            setup.checkpoint, setup.max_length, setup.threads, HUGE_LIMIT, log(REFERENCE, round_)
-        ) as base:
-            check_predict(base, one_text)
-            return alternation.wrk_load(base, distinct, CONNECTIONS, setup.duration, setup.warmup)
+    def side_by_side(round_: int) -> dict[str, Any]:
+        env = {**limited, "CLFSERVE_CACHE": "false"}
+        with (
+            running_server(env, log(CLFSERVE, round_)) as ours,
+            running_reference(
+                setup.checkpoint,
+                setup.max_length,
+                setup.threads,
+                HUGE_LIMIT,
+                log(REFERENCE, round_),
+            ) as theirs,
+        ):
+            check_predict(ours, one_text)
+            check_predict(theirs, one_text)
+            turns: dict[str, Callable[[], dict[str, Any]]] = {
+                RUNTIME: in_process,
+                CLFSERVE: lambda: over_http(ours, setup.duration / WINDOWS),
+                REFERENCE: lambda: over_http(theirs, setup.duration / WINDOWS),
+            }
+            for base in (ours, theirs):
+                run_wrk(base, distinct, CONNECTIONS, setup.warmup)
+            in_process()  # warm-up
+            windows: dict[str, list[dict[str, Any]]] = {name: [] for name in turns}
+            names = list(turns)
+            for turn in range(WINDOWS):
+                lead = (turn + round_) % len(names)
+                for name in names[lead:] + names[:lead]:
+                    windows[name].append(turns[name]())
+        rows = {name: _pooled(ws) for name, ws in windows.items()}
+        rates = ", ".join(f"{name} {row['req_per_s']:,.1f}/s" for name, row in rows.items())
+        print(f"    {rates}", flush=True)
+        return {**rows[CLFSERVE], "side_by_side": rows}
 
     def cache_hits(round_: int) -> dict[str, Any]:
         with running_server({**limited, "CLFSERVE_CACHE": "true"}, log(CACHED, round_)) as b:
             check_predict(b, one_text)  # fills the cache
             return alternation.wrk_load(b, cached, CONNECTIONS, setup.duration, setup.warmup)
 
-    measures: dict[str, alternation.Measure] = {
-        RUNTIME: in_process, CLFSERVE: clfserve, REFERENCE: reference, CACHED: cache_hits,
-    }  # fmt: skip
+    measures: dict[str, alternation.Measure] = {SIDE_BY_SIDE: side_by_side, CACHED: cache_hits}
     print(f"clfserve vs reference vs runtime, {rounds} alternated rounds:", flush=True)
-    rows = alternation.alternate(measures, rounds, max_other_share)
+    measured = alternation.alternate(measures, rounds, max_other_share)
+    rows = {CACHED: measured[CACHED]}
+    for name in (RUNTIME, CLFSERVE, REFERENCE):
+        rows[name] = [
+            {
+                **r["side_by_side"][name],
+                "round": r["round"],
+                "other_cpu_share": r["other_cpu_share"],
+            }
+            for r in measured["side by side"]
+        ]
     summary = {name: alternation.spread([r["req_per_s"] for r in rs]) for name, rs in rows.items()}
     vs_reference = alternation.per_round_ratio(rows, CLFSERVE, REFERENCE)
     vs_runtime = alternation.per_round_ratio(rows, CLFSERVE, RUNTIME)
@@ -126,6 +172,7 @@ def run_versus(
         "limit": HUGE_LIMIT,
         "rounds": rounds,
         "in_process_texts": IN_PROCESS_TEXTS,
+        "windows": WINDOWS,
         "in_process_texts_per_call": runtime.call,
         "reference_server": f"gunicorn, 1 gthread worker x {GUNICORN_THREADS} threads",
         "req_per_s": summary,
@@ -138,6 +185,29 @@ def run_versus(
         },
         "runs": rows,
     }
+
+
+def _pooled(windows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One measure's windows of a round as one row: rates over the summed requests and seconds,
+    the median window's latency percentiles, every window's rate."""
+    requests = sum(w["requests"] for w in windows)
+    seconds = sum(w["seconds"] for w in windows)
+    cpus = [w["cpu_s"] for w in windows]
+    row: dict[str, Any] = {
+        "requests": requests,
+        "seconds": round(seconds, 2),
+        "req_per_s": round(requests / seconds, 1),
+        "window_req_per_s": [round(w["requests"] / w["seconds"], 1) for w in windows],
+    }
+    if None not in cpus and sum(cpus) > 0:
+        row["cpu_s"] = round(sum(cpus), 2)
+        row["req_per_cpu_s"] = round(requests / sum(cpus), 1)
+    if "p50_ms" in windows[0]:
+        for key in ("p50_ms", "p99_ms"):
+            row[key] = round(statistics.median(w[key] for w in windows), 2)
+        row["non_2xx"] = sum(w["non_2xx"] for w in windows)
+        row["socket_errors"] = sum(w["socket_errors"] for w in windows)
+    return row
 
 
 def _shares(rows: Iterable[Mapping[str, Any]]) -> str:
@@ -167,8 +237,9 @@ def markdown(v: dict[str, Any]) -> list[str]:
         f"Flask + Flask-Limiter + PyTorch eager on the same checkpoint ({v['reference_server']}); "
         f"the runtime is `Classifier.predict` in the benchmark process on the first "
         f"{v['in_process_texts']:,} of those texts in calls of {v['in_process_texts_per_call']} "
-        "(one full micro-batch); cached = clfserve with the cache on, one text repeated. "
-        "A fresh server each round.",
+        f"(one full micro-batch), each in {v.get('windows', 1)} windows a round, taking turns "
+        "(the rate: requests over seconds, summed over the windows); cached = clfserve with the "
+        "cache on, one text repeated. Fresh servers each round.",
         "",
         "| round | runtime texts/s | clfserve req/s | reference req/s | clfserve / reference "
         "| clfserve / runtime | cached req/s | per CPU second: runtime · clfserve · reference "

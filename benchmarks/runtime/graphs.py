@@ -9,9 +9,9 @@ fixed chunks of 8. Every other row runs as the runtime does now.
 Builds the candidates from the artefact's fp32 graph in a temporary folder (the artefact and the
 home are only read), scores each through the runtime `Classifier` exactly as export's ``auto`` does
 (`clfserve.export.choice.score_graphs`: texts/s at batch 1 and at the serving batch, 32 texts per
-call, length-sorted and cut into chunks of up to 8, in alternated rounds; label agreement with fp32,
-accuracy and macro-F1 on the validation split) and writes ``benchmarks/results/graphs-latest``
-``.md`` and ``.json``.
+call, length-sorted and cut into chunks of up to 8, each call run on every graph back to back;
+label agreement with fp32, accuracy and macro-F1 on the validation split) and writes
+``benchmarks/results/graphs-latest`` ``.md`` and ``.json``.
 """
 
 from __future__ import annotations
@@ -141,9 +141,10 @@ def markdown(report: dict[str, Any]) -> str:
         "per call (as each of the service's model calls gets), "
         f"load average at the end {report['machine']['load_avg']} (a shared machine: "
         "compare rows only with each other). texts/s: median [min-max] of "
-        f"{report['rounds']} alternated rounds of {report['speed_texts']} validation texts in "
-        "calls of 32 (serving: the runtime length-sorts each and cuts it into chunks of up to "
-        "8, the baseline every 8 rows) and the same texts one per call (batch 1); quality on "
+        f"{report['rounds']} rounds of {report['speed_texts']} validation texts in calls of 32 "
+        "(serving: the runtime length-sorts each and cuts it into chunks of up to 8, the "
+        "baseline every 8 rows) and the same texts one per call (batch 1), every call run on "
+        "every graph back to back, each graph leading in turn; quality on "
         f"{report['validation_texts']} validation texts (fp32: accuracy "
         f"{report['fp32']['accuracy']:.4f}, macro-F1 {report['fp32']['macro_f1']:.4f}).",
         "",
@@ -201,7 +202,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--home", type=Path, default=None, help="clfserve home [$CLFSERVE_HOME]")
     p.add_argument("--model", default=None, help="artefact folder or models:/ URI")
-    p.add_argument("--rounds", type=int, default=5, help="alternated timing rounds")
+    p.add_argument("--rounds", type=int, default=5, help="timing rounds (passes over the texts)")
     p.add_argument("--calibration", type=int, default=512, help="train texts for calibration")
     p.add_argument(
         "--speed-texts",

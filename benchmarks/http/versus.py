@@ -103,6 +103,7 @@ def run_versus(
         result = run_wrk(base, distinct, CONNECTIONS, seconds)
         after = cpu_snapshot()
         cpu = after[1] - before[1] if before is not None and after is not None else None
+        settle()
         return {**result.as_dict(), "cpu_s": cpu}
 
     def side_by_side(round_: int) -> dict[str, Any]:
@@ -154,7 +155,7 @@ def run_versus(
                 "round": r["round"],
                 "other_cpu_share": r["other_cpu_share"],
             }
-            for r in measured["side by side"]
+            for r in measured[SIDE_BY_SIDE]
         ]
     summary = {name: alternation.spread([r["req_per_s"] for r in rs]) for name, rs in rows.items()}
     vs_reference = alternation.per_round_ratio(rows, CLFSERVE, REFERENCE)
@@ -185,6 +186,23 @@ def run_versus(
         },
         "runs": rows,
     }
+
+
+def settle(quiet_cpus: float = 0.1, step: float = 0.25, limit: float = 10.0) -> float:
+    """Wait until the machine is idle (under ``quiet_cpus`` CPUs busy over ``step`` seconds),
+    at most ``limit`` seconds; return the seconds waited.
+
+    When wrk stops, the requests it had in flight are still being served: the reference server
+    has up to a second of them queued at 64 connections. Measured straight after, the next turn
+    would share the CPUs with them."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < limit:
+        before = cpu_snapshot()
+        time.sleep(step)
+        after = cpu_snapshot()
+        if before is None or after is None or after[0] - before[0] < quiet_cpus * step:
+            break
+    return time.perf_counter() - started
 
 
 def _pooled(windows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

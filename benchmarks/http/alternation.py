@@ -1,6 +1,12 @@
 """Alternated rounds: every configuration once per round, in the same order, so a machine whose
-speed drifts (other jobs, thermal, noisy neighbours) does not favour one of them; and the
-median / min / max summaries the reports print."""
+speed drifts (other jobs, thermal, noisy neighbours) does not favour one of them; turns within a
+round (`take_turns`), for servers running side by side; and the median / min / max summaries the
+reports print.
+
+This VM's speed moves by a third within seconds, so one 10 s run per configuration and round
+compares moments as much as configurations: the in-process runtime's rate swung 517-913 texts/s
+between the rounds of one run. Taking 2 s turns within a round, the same run's two ratios stayed
+within 8.0-8.4x and 85-97 %."""
 
 from __future__ import annotations
 
@@ -101,3 +107,89 @@ def per_round_ratio(
 def fmt_spread(s: Mapping[str, float], form: str = ",.1f", unit: str = "") -> str:
     """``median (min–max)``, each formatted with ``form`` and followed by ``unit``."""
     return f"{s['median']:{form}}{unit} ({s['min']:{form}}{unit}–{s['max']:{form}}{unit})"
+
+
+def take_turns(
+    measures: Mapping[str, Callable[[], dict[str, Any]]], turns: int, first: int = 0
+) -> dict[str, dict[str, Any]]:
+    """Every measure ``turns`` times, taking turns: each once per turn, the one that goes first
+    moving on every turn (``first`` shifts it), the machine left to go idle (`settle`) after
+    each. Returns each measure's turns as one row (`pooled`)."""
+    names = list(measures)
+    done: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    settle()  # after the warm-ups
+    for turn in range(turns):
+        lead = (turn + first) % len(names)
+        for name in names[lead:] + names[:lead]:
+            done[name].append(measures[name]())
+            settle()
+    return {name: pooled(rows) for name, rows in done.items()}
+
+
+def wrk_turn(base: str, script: Path, connections: int, seconds: float) -> dict[str, Any]:
+    """One wrk run as a turn: its result, with the CPU seconds this process and its descendants
+    used meanwhile (``cpu_s``, None where /proc is unavailable)."""
+    before = cpu_snapshot()
+    result = run_wrk(base, script, connections, seconds)
+    after = cpu_snapshot()
+    cpu = after[1] - before[1] if before is not None and after is not None else None
+    return {**result.as_dict(), "cpu_s": cpu}
+
+
+def settle(quiet_cpus: float = 0.1, step: float = 0.25, limit: float = 10.0) -> float:
+    """Wait until the machine is idle (under ``quiet_cpus`` CPUs busy over ``step`` seconds),
+    at most ``limit`` seconds; return the seconds waited.
+
+    When wrk stops, the requests it had in flight are still being served: the reference server
+    has up to a second of them queued at 64 connections. Measured straight after, the next turn
+    would share the CPUs with them."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < limit:
+        before = cpu_snapshot()
+        time.sleep(step)
+        after = cpu_snapshot()
+        if before is None or after is None or after[0] - before[0] < quiet_cpus * step:
+            break
+    return time.perf_counter() - started
+
+
+def pooled(turns: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One measure's turns as one row: rates over the summed requests and seconds, the median
+    turn's latency percentiles, every turn's rate (``turn_req_per_s``)."""
+    requests = sum(t["requests"] for t in turns)
+    seconds = sum(t["seconds"] for t in turns)
+    cpus = [t.get("cpu_s") for t in turns]
+    cpu = None if None in cpus else sum(float(c) for c in cpus if c is not None)
+    row: dict[str, Any] = {
+        "requests": requests,
+        "seconds": round(seconds, 2),
+        "req_per_s": round(requests / seconds, 1),
+        "turn_req_per_s": [round(t["requests"] / t["seconds"], 1) for t in turns],
+    }
+    if cpu:
+        row["cpu_s"] = round(cpu, 2)
+        row["req_per_cpu_s"] = round(requests / cpu, 1)
+    if "p50_ms" in turns[0]:
+        for key in ("p50_ms", "p99_ms"):
+            row[key] = round(statistics.median(t[key] for t in turns), 2)
+        row["non_2xx"] = sum(t["non_2xx"] for t in turns)
+        row["socket_errors"] = sum(t["socket_errors"] for t in turns)
+    return row
+
+
+def unpack(
+    rounds: Sequence[Mapping[str, Any]], names: Sequence[str]
+) -> dict[str, list[dict[str, Any]]]:
+    """Rows per name from rounds whose row holds every name's row under ``side_by_side`` (each
+    keeps the round's number and the other processes' CPU share)."""
+    return {
+        name: [
+            {
+                **r["side_by_side"][name],
+                "round": r["round"],
+                "other_cpu_share": r["other_cpu_share"],
+            }
+            for r in rounds
+        ]
+        for name in names
+    }

@@ -1,14 +1,15 @@
 """The rate limiter's cost: ``/predict`` at 64 connections, cache off, with the limit off vs at
 100,000,000/minute (in memory, and in Redis when ``redis-server`` is installed).
 
-Rounds alternate the configurations (off, memory, Redis, off, memory, Redis, ...), one fresh
-server each, so a machine whose speed drifts does not favour one of them. The target: the
-in-memory limiter within 5 % of no limiter.
+Each round starts one fresh server per configuration, side by side, and drives them in `TURNS`
+turns of duration / `TURNS` seconds each (`alternation.take_turns`), so a machine whose speed
+drifts does not favour one of them. The target: the in-memory limiter within 5 % of no limiter.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import shutil
 import socket
 import statistics
@@ -20,8 +21,10 @@ from typing import Any
 
 from benchmarks.http import alternation
 from benchmarks.http.server import running_server
+from benchmarks.http.wrk import run_wrk
 
 CONNECTIONS = 64
+TURNS = 5
 HUGE_LIMIT = "100000000/minute"
 TARGET = 0.05
 """Most throughput the in-memory limiter may cost against no limiter."""
@@ -73,19 +76,32 @@ def run_limiter_cost(
 ) -> dict[str, Any]:
     """Alternated rounds of every configuration; req/s per round and the ratios to 'off'."""
 
-    def measure(name: str, extra: Mapping[str, str]) -> alternation.Measure:
+    def side_by_side(configs: Mapping[str, Mapping[str, str]]) -> alternation.Measure:
         def once(round_: int) -> dict[str, Any]:
-            env = {**common, "CLFSERVE_CACHE": "false", **extra}
-            log = workdir / f"limiter-{round_}-{name.replace(' ', '-')}.log"
-            with running_server(env, log) as base:
-                check(base)
-                return alternation.wrk_load(base, script, CONNECTIONS, duration, warmup)
+            with contextlib.ExitStack() as stack:
+                bases = {}
+                for name, extra in configs.items():
+                    env = {**common, "CLFSERVE_CACHE": "false", **extra}
+                    log = workdir / f"limiter-{round_}-{name.replace(' ', '-')}.log"
+                    bases[name] = stack.enter_context(running_server(env, log))
+                for base in bases.values():
+                    check(base)
+                    run_wrk(base, script, CONNECTIONS, warmup)
+                window = duration / TURNS
+                rows = alternation.take_turns(
+                    {name: functools.partial(alternation.wrk_turn, b, script, CONNECTIONS, window)
+                     for name, b in bases.items()},
+                    TURNS, first=round_,
+                )  # fmt: skip
+            print("    " + ", ".join(f"{n} {r['req_per_s']:,.1f}/s" for n, r in rows.items()))
+            return {**rows[next(iter(configs))], "side_by_side": rows}
 
         return once
 
     with redis_server(workdir) as redis_url:
         configs = configurations(redis_url)
-        per_config = alternation.alternate({n: measure(n, e) for n, e in configs.items()}, rounds)
+        measured = alternation.alternate({"side by side": side_by_side(configs)}, rounds)
+    per_config = alternation.unpack(measured["side by side"], list(configs))
     off = statistics.mean(r["req_per_s"] for r in per_config["limit off"])
     summary = {
         name: {
@@ -96,7 +112,7 @@ def run_limiter_cost(
         }
         for name, results in per_config.items()
     }
-    return {"connections": CONNECTIONS, "limit": HUGE_LIMIT, "rounds": rounds,
+    return {"connections": CONNECTIONS, "limit": HUGE_LIMIT, "rounds": rounds, "turns": TURNS,
             "configurations": summary, "runs": per_config}  # fmt: skip
 
 
@@ -105,7 +121,8 @@ def markdown(limiter: dict[str, Any]) -> list[str]:
     lines = [
         "",
         f"Rate limiter cost, `/predict` c={limiter['connections']}, cache off, limit "
-        f"{limiter['limit']}, {limiter['rounds']} alternated rounds (a fresh server each):",
+        f"{limiter['limit']}, {limiter['rounds']} rounds (fresh servers side by side, "
+        f"{limiter.get('turns', 1)} turns each a round):",
         "",
         "| configuration | req/s per round | mean req/s | vs limit off | errors |",
         "|---|---:|---:|---:|---:|",

@@ -23,7 +23,6 @@ The targets are ratios taken round by round (median, min, max): clfserve / refer
 from __future__ import annotations
 
 import json
-import statistics
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.http import alternation
-from benchmarks.http.eval_under_load import cpu_snapshot
 from benchmarks.http.inprocess import InProcess
 from benchmarks.http.limiter import HUGE_LIMIT
 from benchmarks.http.reference_server import GUNICORN_THREADS, running_reference
@@ -52,6 +50,7 @@ CLFSERVE = "clfserve, cache off"
 REFERENCE = "reference (Flask + torch)"
 CACHED = "clfserve, cached (one text)"
 SIDE_BY_SIDE = "runtime, clfserve and reference in turns"
+TRIO = (RUNTIME, CLFSERVE, REFERENCE)
 
 
 @dataclass(frozen=True)
@@ -98,14 +97,6 @@ def run_versus(
         return {"requests": len(texts), "seconds": time.perf_counter() - started,
                 "cpu_s": time.process_time() - cpu}  # fmt: skip
 
-    def over_http(base: str, seconds: float) -> dict[str, Any]:
-        before = cpu_snapshot()
-        result = run_wrk(base, distinct, CONNECTIONS, seconds)
-        after = cpu_snapshot()
-        cpu = after[1] - before[1] if before is not None and after is not None else None
-        settle()
-        return {**result.as_dict(), "cpu_s": cpu}
-
     def side_by_side(round_: int) -> dict[str, Any]:
         env = {**limited, "CLFSERVE_CACHE": "false"}
         with (
@@ -120,21 +111,16 @@ def run_versus(
         ):
             check_predict(ours, one_text)
             check_predict(theirs, one_text)
+            window = setup.duration / WINDOWS
             turns: dict[str, Callable[[], dict[str, Any]]] = {
                 RUNTIME: in_process,
-                CLFSERVE: lambda: over_http(ours, setup.duration / WINDOWS),
-                REFERENCE: lambda: over_http(theirs, setup.duration / WINDOWS),
+                CLFSERVE: lambda: alternation.wrk_turn(ours, distinct, CONNECTIONS, window),
+                REFERENCE: lambda: alternation.wrk_turn(theirs, distinct, CONNECTIONS, window),
             }
             for base in (ours, theirs):
                 run_wrk(base, distinct, CONNECTIONS, setup.warmup)
             in_process()  # warm-up
-            windows: dict[str, list[dict[str, Any]]] = {name: [] for name in turns}
-            names = list(turns)
-            for turn in range(WINDOWS):
-                lead = (turn + round_) % len(names)
-                for name in names[lead:] + names[:lead]:
-                    windows[name].append(turns[name]())
-        rows = {name: _pooled(ws) for name, ws in windows.items()}
+            rows = alternation.take_turns(turns, WINDOWS, first=round_)
         rates = ", ".join(f"{name} {row['req_per_s']:,.1f}/s" for name, row in rows.items())
         print(f"    {rates}", flush=True)
         return {**rows[CLFSERVE], "side_by_side": rows}
@@ -147,16 +133,7 @@ def run_versus(
     measures: dict[str, alternation.Measure] = {SIDE_BY_SIDE: side_by_side, CACHED: cache_hits}
     print(f"clfserve vs reference vs runtime, {rounds} alternated rounds:", flush=True)
     measured = alternation.alternate(measures, rounds, max_other_share)
-    rows = {CACHED: measured[CACHED]}
-    for name in (RUNTIME, CLFSERVE, REFERENCE):
-        rows[name] = [
-            {
-                **r["side_by_side"][name],
-                "round": r["round"],
-                "other_cpu_share": r["other_cpu_share"],
-            }
-            for r in measured[SIDE_BY_SIDE]
-        ]
+    rows = {CACHED: measured[CACHED], **alternation.unpack(measured[SIDE_BY_SIDE], TRIO)}
     summary = {name: alternation.spread([r["req_per_s"] for r in rs]) for name, rs in rows.items()}
     vs_reference = alternation.per_round_ratio(rows, CLFSERVE, REFERENCE)
     vs_runtime = alternation.per_round_ratio(rows, CLFSERVE, RUNTIME)
@@ -186,46 +163,6 @@ def run_versus(
         },
         "runs": rows,
     }
-
-
-def settle(quiet_cpus: float = 0.1, step: float = 0.25, limit: float = 10.0) -> float:
-    """Wait until the machine is idle (under ``quiet_cpus`` CPUs busy over ``step`` seconds),
-    at most ``limit`` seconds; return the seconds waited.
-
-    When wrk stops, the requests it had in flight are still being served: the reference server
-    has up to a second of them queued at 64 connections. Measured straight after, the next turn
-    would share the CPUs with them."""
-    started = time.perf_counter()
-    while time.perf_counter() - started < limit:
-        before = cpu_snapshot()
-        time.sleep(step)
-        after = cpu_snapshot()
-        if before is None or after is None or after[0] - before[0] < quiet_cpus * step:
-            break
-    return time.perf_counter() - started
-
-
-def _pooled(windows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """One measure's windows of a round as one row: rates over the summed requests and seconds,
-    the median window's latency percentiles, every window's rate."""
-    requests = sum(w["requests"] for w in windows)
-    seconds = sum(w["seconds"] for w in windows)
-    cpus = [w["cpu_s"] for w in windows]
-    row: dict[str, Any] = {
-        "requests": requests,
-        "seconds": round(seconds, 2),
-        "req_per_s": round(requests / seconds, 1),
-        "window_req_per_s": [round(w["requests"] / w["seconds"], 1) for w in windows],
-    }
-    if None not in cpus and sum(cpus) > 0:
-        row["cpu_s"] = round(sum(cpus), 2)
-        row["req_per_cpu_s"] = round(requests / sum(cpus), 1)
-    if "p50_ms" in windows[0]:
-        for key in ("p50_ms", "p99_ms"):
-            row[key] = round(statistics.median(w[key] for w in windows), 2)
-        row["non_2xx"] = sum(w["non_2xx"] for w in windows)
-        row["socket_errors"] = sum(w["socket_errors"] for w in windows)
-    return row
 
 
 def _shares(rows: Iterable[Mapping[str, Any]]) -> str:

@@ -30,8 +30,10 @@ next batch; a spare call already holds the GIL-free work that core can run meanw
 on 2 vCPUs (`/predict`, cache off, alternated rounds, 3 calls against 2): at 64 connections
 1.14x (1.01-1.23x) and 1.04x (0.99-1.09x) the req/s in two runs of 4 rounds, with the server's
 CPU use up from 90-93 % to 96 %; at 16 connections 1.02x (0.86-1.11x, 7 rounds); a fourth call
-added nothing (1.00x). Calls of several threads get no spare: their threads would
-oversubscribe the cores."""
+added nothing (1.00x). Measured later with the servers side by side, taking 2 s turns (3 rounds
+each), 2 calls ran 1.06x (1.04-1.07x) the 3, then 0.94x (0.93-0.99x) in the next run: the
+spare's effect is within what moves between runs, and it stays. Calls of several threads get no
+spare: their threads would oversubscribe the cores."""
 
 
 CUDA_CALLS = 1

@@ -419,7 +419,8 @@ class Settings:
         "vCPUs: 2 "
         "calls x 1 thread against 1 call on 2 threads, 1.39-1.47x the `/predict` req/s at 64 "
         "connections and lone requests at 3.6-4.9 ms p50 against 4.6-5.6; the spare call, "
-        "1.04-1.14x at 64 connections and 1.02x at 16",
+        "1.04-1.14x at 64 connections and 1.02x at 16 in runs of one server at a time, "
+        "0.94x and 1.06x in two runs of servers side by side taking turns",
         check=at_least(1), shown="auto",
     )  # fmt: skip
     max_queue: int = setting(

@@ -10,9 +10,12 @@ within 8.0-8.4x and 85-97 %."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import statistics
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +127,34 @@ def take_turns(
             done[name].append(measures[name]())
             settle()
     return {name: pooled(rows) for name, rows in done.items()}
+
+
+@contextlib.contextmanager
+def side_by_side(
+    servers: Mapping[str, AbstractContextManager[str]], check: Callable[[str], None],
+    script: Path, connections: int, warmup: float,
+) -> Iterator[dict[str, str]]:  # fmt: skip
+    """Every server started, checked (``check``: one request by hand) and warmed up with wrk;
+    yields name -> base URL and stops them all on exit."""
+    with contextlib.ExitStack() as stack:
+        bases = {name: stack.enter_context(server) for name, server in servers.items()}
+        for base in bases.values():
+            check(base)
+            run_wrk(base, script, connections, warmup)
+        yield bases
+
+
+def wrk_turns(
+    bases: Mapping[str, str], script: Path, connections: int, duration: float, turns: int,
+    first: int = 0,
+) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """`take_turns` of wrk runs, ``duration`` seconds in all per server."""
+    window = duration / turns
+    return take_turns(
+        {name: functools.partial(wrk_turn, base, script, connections, window)
+         for name, base in bases.items()},
+        turns, first,
+    )  # fmt: skip
 
 
 def wrk_turn(base: str, script: Path, connections: int, seconds: float) -> dict[str, Any]:

@@ -19,8 +19,6 @@ used 0.03 CPU seconds in 10 s.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -69,22 +67,12 @@ def run_cpu_layout(
     configs = configurations(threads)
 
     def side_by_side(round_: int) -> dict[str, Any]:
-        with contextlib.ExitStack() as stack:
-            bases = {
-                name: stack.enter_context(
-                    running_server({**base_env, **extra}, workdir / f"cpu-{round_}-{i}.log")
-                )
-                for i, (name, extra) in enumerate(configs.items())
-            }
-            for base in bases.values():
-                check(base)
-                run_wrk(base, script, CONNECTIONS, warmup)
-            window = duration / TURNS
-            rows = alternation.take_turns(
-                {name: functools.partial(alternation.wrk_turn, base, script, CONNECTIONS, window)
-                 for name, base in bases.items()},
-                TURNS, first=round_,
-            )  # fmt: skip
+        servers = {
+            name: running_server({**base_env, **extra}, workdir / f"cpu-{round_}-{i}.log")
+            for i, (name, extra) in enumerate(configs.items())
+        }
+        with alternation.side_by_side(servers, check, script, CONNECTIONS, warmup) as bases:
+            rows = alternation.wrk_turns(bases, script, CONNECTIONS, duration, TURNS, round_)
             for name, base in bases.items():
                 lone = run_wrk(base, script, 1, duration / 2)
                 rows[name] |= {"lone_p50_ms": lone.p50_ms, "lone_p99_ms": lone.p99_ms}

@@ -9,7 +9,6 @@ drifts does not favour one of them. The target: the in-memory limiter within 5 %
 from __future__ import annotations
 
 import contextlib
-import functools
 import shutil
 import socket
 import statistics
@@ -21,7 +20,6 @@ from typing import Any
 
 from benchmarks.http import alternation
 from benchmarks.http.server import running_server
-from benchmarks.http.wrk import run_wrk
 
 CONNECTIONS = 64
 TURNS = 5
@@ -78,21 +76,15 @@ def run_limiter_cost(
 
     def side_by_side(configs: Mapping[str, Mapping[str, str]]) -> alternation.Measure:
         def once(round_: int) -> dict[str, Any]:
-            with contextlib.ExitStack() as stack:
-                bases = {}
-                for name, extra in configs.items():
-                    env = {**common, "CLFSERVE_CACHE": "false", **extra}
-                    log = workdir / f"limiter-{round_}-{name.replace(' ', '-')}.log"
-                    bases[name] = stack.enter_context(running_server(env, log))
-                for base in bases.values():
-                    check(base)
-                    run_wrk(base, script, CONNECTIONS, warmup)
-                window = duration / TURNS
-                rows = alternation.take_turns(
-                    {name: functools.partial(alternation.wrk_turn, b, script, CONNECTIONS, window)
-                     for name, b in bases.items()},
-                    TURNS, first=round_,
-                )  # fmt: skip
+            servers = {
+                name: running_server(
+                    {**common, "CLFSERVE_CACHE": "false", **extra},
+                    workdir / f"limiter-{round_}-{name.replace(' ', '-')}.log",
+                )
+                for name, extra in configs.items()
+            }
+            with alternation.side_by_side(servers, check, script, CONNECTIONS, warmup) as bases:
+                rows = alternation.wrk_turns(bases, script, CONNECTIONS, duration, TURNS, round_)
             print("    " + ", ".join(f"{n} {r['req_per_s']:,.1f}/s" for n, r in rows.items()))
             return {**rows[next(iter(configs))], "side_by_side": rows}
 

@@ -83,11 +83,11 @@ def test_manifest_records_how_int8_was_made(
         tiny_checkpoint, tmp_path / "plain", smooth_alpha=0.0, int8_graph="folded"
     )
     plain = export_artefact(config).manifest
-    assert plain.source["quantization"] == {
-        "method": "dynamic",
-        "per_channel": True,
-        "smoothing": None,
-    }
+    made = dict(plain.source["quantization"])
+    trim = made.pop("trim")
+    assert made == {"method": "dynamic", "per_channel": True, "smoothing": None}
+    assert trim["first_token_only"]
+    assert trim["skipped"] == ""
     assert plain.int8_graph["chosen"] == "folded"
     # The int8 choice changes the int8 graph, not the fp32 one.
     assert plain.variants["fp32"].sha256 == manifest.variants["fp32"].sha256

@@ -9,6 +9,11 @@ calibration texts:
   dynamic int8 with QAttention (`clfserve.export.quantize`);
 - ``static``: folded smoothing, then static QDQ int8 calibrated on the texts.
 
+Every graph but ``fused`` is trimmed before it is quantized (`clfserve.export.trim`): the last
+layer computes only the row the classifier reads and the attention reshapes get constant targets,
+checked to leave the fp32 logits as they were. ``fused`` is not: ORT's attention fusion needs
+each layer's full Q/K/V pattern, and its fused kernels do without the shape arithmetic.
+
 ``auto`` builds `AUTO_CANDIDATES` and keeps the one `clfserve.export.choice` measures fastest
 among those that keep the fp32 answers.
 """
@@ -26,6 +31,7 @@ from clfserve.export.errors import ExportError
 from clfserve.export.feeds import Feed, text_feeds
 from clfserve.export.quantize import quantize_fused, quantize_int8, quantize_static
 from clfserve.export.smooth import Peaks, Placement, calibrate, smooth_model
+from clfserve.export.trim import trim_model
 from clfserve.runtime.manifest import Manifest
 
 GRAPHS: tuple[str, ...] = get_args(Int8Graph)[1:]
@@ -55,6 +61,8 @@ class Calibration:
     num_heads: int = 0
     hidden_size: int = 0
     """Attention heads and hidden width for ORT's fusions (0: ORT reads them from the graph)."""
+    trim: bool = True
+    """Trim the fp32 graph before quantizing it (`clfserve.export.trim`)."""
 
     @property
     def fp32(self) -> Path:
@@ -92,11 +100,15 @@ def build_graph(kind: str, calibration: Calibration, output: Path) -> dict[str, 
     made: dict[str, Any] = {"method": method, "per_channel": True, "smoothing": None}
     source = calibration.fp32
     smoothed = output.with_name(f".{output.name}.smoothed")
+    trimmed = output.with_name(f".{output.name}.trimmed")
     try:
         if placement is not None:
             report = smooth_model(source, smoothed, calibration.peaks, calibration.alpha, placement)
             made["smoothing"] = {**asdict(report), "calibration_texts": len(calibration.texts)}
             source = smoothed
+        if calibration.trim and kind != "fused":  # ORT fuses attention only with full Q/K/V
+            made["trim"] = asdict(trim_model(source, trimmed, calibration.feeds()))
+            source = trimmed
         if kind == "fused":
             made["fused"] = quantize_fused(
                 source, output, calibration.num_heads, calibration.hidden_size
@@ -108,4 +120,5 @@ def build_graph(kind: str, calibration: Calibration, output: Path) -> dict[str, 
             quantize_int8(source, output)
     finally:
         smoothed.unlink(missing_ok=True)
+        trimmed.unlink(missing_ok=True)
     return made

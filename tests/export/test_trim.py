@@ -119,6 +119,22 @@ def test_a_rewrite_that_moves_the_logits_is_undone(
     assert (tmp_path / "out.onnx").read_bytes() == onnx.load(str(source)).SerializeToString()
 
 
+def test_a_rewrite_that_fails_leaves_the_graph_whole(
+    tiny_artefact: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(model: onnx.ModelProto) -> bool:  # stands in for a graph nobody foresaw
+        raise ValueError("an input nothing produces")
+
+    monkeypatch.setattr(trim, "first_token_only", broken)
+    source = tiny_artefact / "model.onnx"
+
+    report = trim_model(source, tmp_path / "out.onnx", _feeds(tiny_artefact))
+
+    assert not report.first_token_only
+    assert report.skipped == "the rewrite failed: an input nothing produces"
+    assert (tmp_path / "out.onnx").read_bytes() == onnx.load(str(source)).SerializeToString()
+
+
 def test_without_texts_to_check_on_nothing_is_rewritten(
     tiny_artefact: Path, tmp_path: Path
 ) -> None:

@@ -63,6 +63,7 @@ def register(exported: ExportResult, release: ReleaseConfig) -> tuple[Registered
         "dataset": manifest.source.get("dataset", ""),
         "checkpoint_sha256": manifest.source.get("checkpoint_sha256", ""),
         "int8_smoothing": _smoothing(manifest.source.get("quantization") or {}),
+        "int8_trim": _trim(manifest.source.get("quantization") or {}),
         "int8_graph": manifest.int8_graph.get("chosen", ""),
         "int8_graph_reason": manifest.int8_graph.get("reason", ""),
         "fp16_graph": _fp16_graph(manifest.source.get("fp16")),
@@ -98,6 +99,17 @@ def _smoothing(quantization: dict[str, Any]) -> str:
     if not smoothing:
         return "off"
     return f"alpha={smoothing['alpha']:g},placement={smoothing.get('placement', 'mul')}"
+
+
+def _trim(quantization: dict[str, Any]) -> str:
+    """What `clfserve.export.trim` did to the int8 graph's fp32 source, or why not."""
+    trim = quantization.get("trim")
+    if not trim:
+        return "off"
+    if trim.get("skipped"):
+        return f"off ({trim['skipped']})"[:500]
+    done = ["first_token_only"] if trim.get("first_token_only") else []
+    return ",".join([*done, f"static_reshapes={trim.get('static_reshapes', 0)}"])
 
 
 def _fp16_graph(made: dict[str, Any] | None) -> str:

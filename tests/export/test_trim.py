@@ -15,6 +15,7 @@ from onnx import numpy_helper
 from clfserve.evaluation.datasets import load_split
 from clfserve.export import trim
 from clfserve.export.feeds import text_feeds
+from clfserve.export.quantize import fuse_bert
 from clfserve.export.trim import TrimReport, trim_model
 from clfserve.runtime.manifest import Manifest
 
@@ -23,6 +24,21 @@ TEXTS = list(load_split("rotten_tomatoes", "train").texts[:64])
 
 def _feeds(folder: Path) -> list[dict[str, np.ndarray]]:
     return [dict(f) for f in text_feeds(folder, Manifest.read(folder), TEXTS, batch_size=16)]
+
+
+def _rows_into_feed_forward(path: Path, feed: dict[str, np.ndarray]) -> list[int]:
+    """How many token rows each layer's first feed-forward MatMul gets, in layer order."""
+    model = onnx.load(str(path))
+    ffn = {n.name: n.output[0] for n in model.graph.node if "intermediate/dense/MatMul" in n.name}
+    assert sorted(ffn) == [
+        "/bert/encoder/layer.0/intermediate/dense/MatMul",
+        "/bert/encoder/layer.1/intermediate/dense/MatMul",
+    ]
+    for tensor in ffn.values():
+        model.graph.output.append(onnx.helper.make_tensor_value_info(tensor, 1, None))
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [ffn[name] for name in sorted(ffn)]
+    return [out.shape[1] for out in session.run(names, feed)]
 
 
 @pytest.fixture(scope="module")
@@ -50,27 +66,34 @@ def test_trimming_keeps_the_fp32_function(
 def test_the_last_layer_runs_one_row_after_its_attention(
     tiny_artefact: Path, trimmed: tuple[Path, TrimReport]
 ) -> None:
-    rows = {}
-    for name, path in (("before", tiny_artefact / "model.onnx"), ("after", trimmed[0])):
-        model = onnx.load(str(path))
-        ffn = {
-            n.name: n.output[0] for n in model.graph.node if "intermediate/dense/MatMul" in n.name
-        }
-        assert sorted(ffn) == [
-            "/bert/encoder/layer.0/intermediate/dense/MatMul",
-            "/bert/encoder/layer.1/intermediate/dense/MatMul",
-        ]
-        for tensor in ffn.values():
-            model.graph.output.append(onnx.helper.make_tensor_value_info(tensor, 1, None))
-        session = ort.InferenceSession(
-            model.SerializeToString(), providers=["CPUExecutionProvider"]
-        )
-        feed = _feeds(tiny_artefact)[0]
-        outputs = session.run(list(ffn.values()), feed)
-        rows[name] = [out.shape[1] for out in outputs]
-    length = _feeds(tiny_artefact)[0]["input_ids"].shape[1]
+    feed = _feeds(tiny_artefact)[0]
+    length = feed["input_ids"].shape[1]
     assert length > 1
-    assert rows == {"before": [length, length], "after": [length, 1]}
+    assert _rows_into_feed_forward(tiny_artefact / "model.onnx", feed) == [length, length]
+    assert _rows_into_feed_forward(trimmed[0], feed) == [length, 1]
+
+
+def test_a_fused_graph_runs_its_last_feed_forward_on_one_row(
+    tiny_artefact: Path, tmp_path: Path
+) -> None:
+    fused = tmp_path / "fused.onnx"
+    assert fuse_bert(tiny_artefact / "model.onnx", fused, 2, 32)["Attention"] == 2
+
+    report = trim_model(fused, tmp_path / "trimmed.onnx", _feeds(tiny_artefact))
+
+    assert report.first_token_only
+    assert report.skipped == ""
+    before = logits(fused, tiny_artefact, TEXTS)
+    after = logits(tmp_path / "trimmed.onnx", tiny_artefact, TEXTS)
+    assert np.abs(before - after).max() < 1e-5
+    assert np.abs(before).max() > 0.1
+    feed = _feeds(tiny_artefact)[0]
+    length = feed["input_ids"].shape[1]
+    assert _rows_into_feed_forward(fused, feed) == [length, length]
+    assert _rows_into_feed_forward(tmp_path / "trimmed.onnx", feed) == [length, 1]
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "trimmed.onnx")).graph.node}
+    assert {"Attention", "EmbedLayerNormalization"} <= ops  # still fused
+    assert not {"SkipLayerNormalization", "BiasGelu"} & ops  # slower on CPU: left out
 
 
 def test_no_shape_arithmetic_is_left(trimmed: tuple[Path, TrimReport]) -> None:

@@ -5,14 +5,15 @@ calibration texts:
 - ``plain``: dynamic int8 of the raw graph, no smoothing;
 - ``folded``: SmoothQuant folded into the graph (`clfserve.export.smooth`, ``fold``), then
   dynamic int8;
-- ``fused``: smoothing folded where no node is added (``free``), ORT's BERT fusions, then
-  dynamic int8 with QAttention (`clfserve.export.quantize`);
+- ``fused``: smoothing folded where no node is added (``free``), ORT's BERT fusions (those
+  faster on CPU, `clfserve.export.quantize.fuse_bert`), then dynamic int8 with QAttention;
 - ``static``: folded smoothing, then static QDQ int8 calibrated on the texts.
 
-Every graph but ``fused`` is trimmed before it is quantized (`clfserve.export.trim`): the last
-layer computes only the row the classifier reads and the attention reshapes get constant targets,
-checked to leave the fp32 logits as they were. ``fused`` is not: ORT's attention fusion needs
-each layer's full Q/K/V pattern, and its fused kernels do without the shape arithmetic.
+Every graph is trimmed before it is quantized (`clfserve.export.trim`): the last layer computes
+only the row the classifier reads and the attention reshapes get constant targets, checked to
+leave the fp32 logits as they were. ``fused`` is trimmed after its fusions (ORT's attention
+fusion needs each layer's full Q/K/V pattern): its last layer's output projection and
+feed-forward run on one row.
 
 ``auto`` builds `AUTO_CANDIDATES` and keeps the one `clfserve.export.choice` measures fastest
 among those that keep the fp32 answers.
@@ -29,7 +30,7 @@ from typing import Any, get_args
 from clfserve.export.config import Int8Graph
 from clfserve.export.errors import ExportError
 from clfserve.export.feeds import Feed, text_feeds
-from clfserve.export.quantize import quantize_fused, quantize_int8, quantize_static
+from clfserve.export.quantize import fuse_bert, quantize_fused, quantize_int8, quantize_static
 from clfserve.export.smooth import Peaks, Placement, calibrate, smooth_model
 from clfserve.export.trim import trim_model
 from clfserve.runtime.manifest import Manifest
@@ -100,25 +101,27 @@ def build_graph(kind: str, calibration: Calibration, output: Path) -> dict[str, 
     made: dict[str, Any] = {"method": method, "per_channel": True, "smoothing": None}
     source = calibration.fp32
     smoothed = output.with_name(f".{output.name}.smoothed")
+    fused = output.with_name(f".{output.name}.fused")
     trimmed = output.with_name(f".{output.name}.trimmed")
     try:
         if placement is not None:
             report = smooth_model(source, smoothed, calibration.peaks, calibration.alpha, placement)
             made["smoothing"] = {**asdict(report), "calibration_texts": len(calibration.texts)}
             source = smoothed
-        if calibration.trim and kind != "fused":  # ORT fuses attention only with full Q/K/V
+        if kind == "fused":  # before the trim: ORT fuses attention only with full Q/K/V
+            made["fused"] = fuse_bert(source, fused, calibration.num_heads, calibration.hidden_size)
+            source = fused
+        if calibration.trim:
             made["trim"] = asdict(trim_model(source, trimmed, calibration.feeds()))
             source = trimmed
         if kind == "fused":
-            made["fused"] = quantize_fused(
-                source, output, calibration.num_heads, calibration.hidden_size
-            )
+            quantize_fused(source, output)
         elif kind == "static":
             made["calibration_texts"] = len(calibration.texts)
             quantize_static(source, output, calibration.feeds)
         else:
             quantize_int8(source, output)
     finally:
-        smoothed.unlink(missing_ok=True)
-        trimmed.unlink(missing_ok=True)
+        for temporary in (smoothed, fused, trimmed):
+            temporary.unlink(missing_ok=True)
     return made

@@ -6,7 +6,9 @@
   query and the residual of that one row matter there: slicing both to the first token leaves the
   logits as they were while the last layer's output projection and feed-forward (10 of its 12
   multiply-accumulate units: Q/K/V are 1 each, the output projection 1, the feed-forward 8) run on
-  one row instead of all. On the default model that is one layer in six.
+  one row instead of all. On the default model that is one layer in six. A fused ``Attention``
+  node computes every row's context in one kernel, so there its output is sliced instead (the
+  output projection and the feed-forward, 9 of the 12 units, run on one row).
 - **Static reshapes** (`static_reshapes`). The exporter builds each attention ``Reshape``'s
   target from ``Shape`` -> ``Gather`` -> ``Unsqueeze`` -> ``Concat`` at run time; where a part
   only repeats a dimension of the reshaped tensor (batch, sequence) it becomes ``0`` ("keep this
@@ -56,6 +58,8 @@ class TrimReport:
     """The last layer computes only the first token's row after its attention."""
     static_reshapes: int
     removed_nodes: int
+    """Nodes before minus after; -2 where the rewrite only added its two slices (a fused graph
+    has no shape arithmetic to drop)."""
     max_logit_change: float
     """Over the checked feeds, relative to the largest logit."""
     skipped: str = ""
@@ -101,11 +105,21 @@ def _unchanged(source: Path, output: Path, change: float, why: str) -> TrimRepor
 def first_token_only(model: ModelProto) -> bool:
     """Make the last attention layer compute only the first token's row; False (and nothing
     changed) if the graph is not a classifier reading only that row of its last layer, or that
-    layer is not one this recognizes."""
+    layer is not one this recognizes.
+
+    In an unfused graph the query projection's input is sliced, so the scores, softmax and
+    context are one row too. A fused ``Attention`` node (`clfserve.export.quantize.fuse_bert`)
+    computes every row's context in one kernel; its output is sliced instead, which still
+    leaves the output projection and the feed-forward one row."""
     graph = _Graph(model)
-    hidden = graph.first_token_read()
-    softmaxes = [n for n in model.graph.node if n.op_type == "Softmax"]
-    if hidden is None or not softmaxes:
+    if graph.first_token_read() is None:
+        return False
+    nodes = model.graph.node
+    softmaxes = [n for n in nodes if n.op_type == "Softmax"]
+    fused = [n for n in nodes if n.op_type == "Attention" and n.domain == "com.microsoft"]
+    if fused and not softmaxes:
+        return _first_token_after(graph, fused[-1])
+    if not softmaxes:
         return False
     query = graph.query_projection(softmaxes[-1])
     residual = graph.residual_after(softmaxes[-1])
@@ -116,6 +130,24 @@ def first_token_only(model: ModelProto) -> bool:
     if add.input[position] not in graph.leading_ancestors(rows) | {rows}:
         return False
     query.input[0] = graph.first_row(rows)
+    add.input[position] = graph.first_row(add.input[position])
+    graph.finish()
+    return True
+
+
+def _first_token_after(graph: _Graph, attention: NodeProto) -> bool:
+    """`first_token_only` for a fused ``Attention`` node: slice its context and the residual."""
+    residual = graph.residual_after(attention)
+    readers = graph.readers.get(attention.output[0], [])
+    if residual is None or len(readers) != 1:
+        return False
+    add, position = residual
+    rows = attention.input[0]
+    if add.input[position] not in graph.leading_ancestors(rows) | {rows}:
+        return False
+    (reader,) = readers
+    context = attention.output[0]
+    reader.input[list(reader.input).index(context)] = graph.first_row(context)
     add.input[position] = graph.first_row(add.input[position])
     graph.finish()
     return True
@@ -220,10 +252,10 @@ class _Graph:
             return None
         return node
 
-    def residual_after(self, softmax: NodeProto) -> tuple[NodeProto, int] | None:
-        """The residual ``Add`` after the attention's output projection, and which of its
-        inputs is the skip connection."""
-        chain = [softmax.output[0]]
+    def residual_after(self, attention: NodeProto) -> tuple[NodeProto, int] | None:
+        """The residual ``Add`` after the output projection of ``attention`` (its Softmax, or a
+        fused Attention node), and which of its inputs is the skip connection."""
+        chain = [attention.output[0]]
         for _ in range(12):  # softmax @ V, head merge, projection, bias: a handful of nodes
             readers = [n for n in self.readers.get(chain[-1], []) if n.op_type != "Shape"]
             if len(readers) != 1:

@@ -6,7 +6,9 @@ calibration texts:
 - ``folded``: SmoothQuant folded into the graph (`clfserve.export.smooth`, ``fold``), then
   dynamic int8;
 - ``fused``: smoothing folded where no node is added (``free``), ORT's BERT fusions (those
-  faster on CPU, `clfserve.export.quantize.fuse_bert`), then dynamic int8 with QAttention;
+  faster on CPU, `clfserve.export.quantize.fuse_bert`), the feed-forward inputs' outlier
+  channels smoothed by pass-through units (`clfserve.export.passthrough`, no node added either),
+  then dynamic int8 with QAttention;
 - ``static``: folded smoothing, then static QDQ int8 calibrated on the texts.
 
 Every graph is trimmed before it is quantized (`clfserve.export.trim`): the last layer computes
@@ -30,6 +32,7 @@ from typing import Any, get_args
 from clfserve.export.config import Int8Graph
 from clfserve.export.errors import ExportError
 from clfserve.export.feeds import Feed, text_feeds
+from clfserve.export.passthrough import pass_through
 from clfserve.export.quantize import fuse_bert, quantize_fused, quantize_int8, quantize_static
 from clfserve.export.smooth import Peaks, Placement, calibrate, smooth_model
 from clfserve.export.trim import trim_model
@@ -102,6 +105,7 @@ def build_graph(kind: str, calibration: Calibration, output: Path) -> dict[str, 
     source = calibration.fp32
     smoothed = output.with_name(f".{output.name}.smoothed")
     fused = output.with_name(f".{output.name}.fused")
+    passed = output.with_name(f".{output.name}.passed")
     trimmed = output.with_name(f".{output.name}.trimmed")
     try:
         if placement is not None:
@@ -111,6 +115,9 @@ def build_graph(kind: str, calibration: Calibration, output: Path) -> dict[str, 
         if kind == "fused":  # before the trim: ORT fuses attention only with full Q/K/V
             made["fused"] = fuse_bert(source, fused, calibration.num_heads, calibration.hidden_size)
             source = fused
+            if placement is not None:  # smoothing on: the outliers the fold could not reach
+                made["pass_through"] = asdict(pass_through(source, passed, calibration.feeds()))
+                source = passed
         if calibration.trim:
             made["trim"] = asdict(trim_model(source, trimmed, calibration.feeds()))
             source = trimmed
@@ -122,6 +129,6 @@ def build_graph(kind: str, calibration: Calibration, output: Path) -> dict[str, 
         else:
             quantize_int8(source, output)
     finally:
-        for temporary in (smoothed, fused, trimmed):
+        for temporary in (smoothed, fused, passed, trimmed):
             temporary.unlink(missing_ok=True)
     return made

@@ -87,7 +87,7 @@ def trim_model(source: Path, output: Path, feeds: Iterable[Feed]) -> TrimReport:
         return _unchanged(source, output, 0.0, "no first-token read or dynamic reshape")
     onnx.save(model, str(output))
     try:
-        change = _largest_change(source, output, checks)
+        change = largest_logit_change(source, output, checks)
     except Exception as exc:  # ONNX Runtime refused the rewritten graph
         return _unchanged(source, output, 0.0, f"the rewritten graph did not run: {exc}")
     if change > TOLERANCE:
@@ -370,7 +370,9 @@ def _first(feeds: Iterable[Feed], count: int) -> list[Feed]:
     return taken
 
 
-def _largest_change(before: Path, after: Path, feeds: list[Feed]) -> float:
+def largest_logit_change(before: Path, after: Path, feeds: list[Feed]) -> float:
+    """Largest change of any logit from ``before`` to ``after`` over ``feeds``, relative to the
+    largest logit of ``before`` (and at least 1.0)."""
     import onnxruntime as ort
 
     def logits(path: Path) -> list[npt.NDArray[np.float32]]:
@@ -392,6 +394,7 @@ __all__ = [
     "TOLERANCE",
     "TrimReport",
     "first_token_only",
+    "largest_logit_change",
     "prune",
     "static_reshapes",
     "trim_model",

@@ -166,7 +166,8 @@ def _gate_options(p: argparse.ArgumentParser, min_score: float) -> None:
         help="int8 graph: auto = build mul, plain, folded and fused, time them on validation "
         "texts and keep the fastest that keeps the fp32 answers; or pin one without measuring "
         "(mul = smoothing as Mul nodes, plain = no smoothing, folded = smoothing folded into "
-        "the V projections where possible, fused = ORT BERT fusions + QAttention, static = QDQ "
+        "the V projections where possible, fused = ORT BERT fusions + QAttention, smoothed only "
+        "where no node is added (V projections, pass-through units), static = QDQ "
         "calibrated on train texts)",
     )
 

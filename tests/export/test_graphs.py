@@ -147,6 +147,7 @@ def test_a_pinned_graph_is_built_without_measuring(tiny_checkpoint: Path, tmp_pa
     assert manifest.source["quantization"]["fused"]["Attention"] == 2
     assert manifest.source["quantization"]["trim"]["first_token_only"]  # trimmed after fusing
     assert manifest.source["quantization"]["pass_through"]["feed_forwards"] == 2
+    assert manifest.source["quantization"]["spikes"]["feed_forwards"] == 2
     ops = {n.op_type for n in onnx.load(str(tmp_path / "fused" / "model.int8.onnx")).graph.node}
     assert "QAttention" in ops
     assert Classifier.load(tmp_path / "fused", device="cpu").predict(["fine"])[0].label

@@ -7,8 +7,9 @@ calibration texts:
   dynamic int8;
 - ``fused``: smoothing folded where no node is added (``free``), ORT's BERT fusions (those
   faster on CPU, `clfserve.export.quantize.fuse_bert`), the feed-forward inputs' outlier
-  channels smoothed by pass-through units (`clfserve.export.passthrough`, no node added either),
-  then dynamic int8 with QAttention;
+  channels smoothed by pass-through units (`clfserve.export.passthrough`) and the hidden units
+  that spike on one token split (`clfserve.export.spikes`), neither adding a node, then dynamic
+  int8 with QAttention;
 - ``static``: folded smoothing, then static QDQ int8 calibrated on the texts.
 
 Every graph is trimmed before it is quantized (`clfserve.export.trim`): the last layer computes
@@ -35,6 +36,7 @@ from clfserve.export.feeds import Feed, text_feeds
 from clfserve.export.passthrough import pass_through
 from clfserve.export.quantize import fuse_bert, quantize_fused, quantize_int8, quantize_static
 from clfserve.export.smooth import Peaks, Placement, calibrate, smooth_model
+from clfserve.export.spikes import split_spikes
 from clfserve.export.trim import trim_model
 from clfserve.runtime.manifest import Manifest
 
@@ -106,6 +108,7 @@ def build_graph(kind: str, calibration: Calibration, output: Path) -> dict[str, 
     smoothed = output.with_name(f".{output.name}.smoothed")
     fused = output.with_name(f".{output.name}.fused")
     passed = output.with_name(f".{output.name}.passed")
+    split = output.with_name(f".{output.name}.split")
     trimmed = output.with_name(f".{output.name}.trimmed")
     try:
         if placement is not None:
@@ -117,7 +120,8 @@ def build_graph(kind: str, calibration: Calibration, output: Path) -> dict[str, 
             source = fused
             if placement is not None:  # smoothing on: the outliers the fold could not reach
                 made["pass_through"] = asdict(pass_through(source, passed, calibration.feeds()))
-                source = passed
+                made["spikes"] = asdict(split_spikes(passed, split, calibration.feeds))
+                source = split
         if calibration.trim:
             made["trim"] = asdict(trim_model(source, trimmed, calibration.feeds()))
             source = trimmed
@@ -129,6 +133,6 @@ def build_graph(kind: str, calibration: Calibration, output: Path) -> dict[str, 
         else:
             quantize_int8(source, output)
     finally:
-        for temporary in (smoothed, fused, passed, trimmed):
+        for temporary in (smoothed, fused, passed, split, trimmed):
             temporary.unlink(missing_ok=True)
     return made

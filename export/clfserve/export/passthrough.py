@@ -11,40 +11,35 @@ changes the residual too, and until now it took a `Mul` node (`clfserve.export.s
 Here ``1/k`` goes into gamma and beta anyway, and the feed-forward itself hands the residual back
 the ``(k - 1) x'`` it lost (``x' = x / k``, the channel as the LayerNorm now writes it):
 
-- extra hidden units, each with pre-activation ``a x' + B``, where ``B`` keeps it at or above
-  `FLOOR` on every calibration token, so that GELU passes it through (``GELU(v) = v Phi(v)``,
-  and ``Phi(5) = 1 - 2.9e-7``);
-- their rows of the second weight write ``(k - 1) / (a n)`` into output channel ``c`` (``n`` units,
-  so that no entry exceeds what that output column already holds and its per-column int8 scale
-  stays), and the second bias takes back the constant ``B`` part.
+- extra hidden units in pairs, one with pre-activation ``a x'`` and one with ``-a x'``: since
+  ``GELU(v) - GELU(-v) = v Phi(v) + v Phi(-v) = v`` for every ``v``, their difference is ``a x'``
+  exactly, with no offset to keep GELU in its linear part;
+- their rows of the second weight write ``+w`` and ``-w`` into output channel ``c``, ``n`` pairs
+  with ``n a w = k - 1``, so that no entry exceeds what that output column already holds and its
+  per-column int8 scale stays.
+
+The units' own values stay within ``a`` times the smoothed channel's peak (``a = 1``: ~4 on the
+default model, under the 6-9 of the layers' largest ordinary units), so they do not widen the
+int8 range of the GELU output either. (The first version kept one unit per share at ``a x' + B``,
+``B`` >= 5 so that GELU passed it through; those units read 5-12.5 on every token and set that
+range in layers 4 and 5.)
 
 The graph keeps every node; the two feed-forward weights grow by the added units (on the default
-model 173 units for 60 channels over six layers, about 2 % more feed-forward work in layers 0-4;
-the last layer runs one row once trimmed). `pass_through` runs the graph before and after on the
+model 346 units for 60 channels over six layers, ~4 % more feed-forward width in layers 0-4; the
+last layer runs one row once trimmed). `pass_through` runs the graph before and after on the
 calibration feeds and keeps the rewrite only if no logit moves by more than
 `clfserve.export.trim.TOLERANCE` (on the default model: 6e-7).
 
-Measured on the default model's ``fused`` graph (2026-11-28, int8 against fp32 on the 1,275
-validation texts and 1,500 train texts the calibration never saw): texts whose label moved 50 ->
-38, mean |change of the logit margin| 0.145 -> 0.115; on validation alone agreement stayed 0.9804
-(25 texts, not all the same ones), accuracy 0.8282 -> 0.8314, macro-F1 0.8238 -> 0.8275.
-Speed against the same graph without it, 7 alternated rounds: 0.99x one text per call, 0.98x in
-calls of 32.
-
-The other inputs that dynamic int8 handles badly, the GELU outputs that feed each layer's second
-weight, are one hidden unit in each of layers 0-3 (two in layer 2) that reads 14-25 on the
-``[CLS]`` row and ~0 elsewhere. Carrying such a unit through pass-through units
-(``GELU(u) = u + GELU(-u)``) needs them to span its whole range at a fraction of the slope, and
-their int8 rounding then costs more than it saves (mean logit error 0.39); a `Mul` before each
-of the six second weights brought agreement to 0.9929 but cost 3 % one text per call and 5 % in
-calls of 32.
+The other inputs that dynamic int8 handles badly, the GELU outputs that feed each second weight,
+hold one hidden unit in each of layers 0-3 (two in layer 2) that reads 14-25 on the ``[CLS]`` row
+and ~0 elsewhere: `clfserve.export.spikes` splits those.
 """
 
 from __future__ import annotations
 
 import math
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -61,15 +56,10 @@ if TYPE_CHECKING:
 DEFAULT_RATIO = 2.0
 """A channel is smoothed down to this multiple of the median channel's peak, where it peaks
 above it."""
-FLOOR = 5.0
-"""Lowest pre-activation of a pass-through unit on the calibration texts; there GELU is the
-identity to within ``5 * Phi(-5) = 1.4e-6``."""
 SLOPE = 1.0
-"""``a``: a pass-through unit reads the smoothed channel at this weight."""
-_MARGIN = 0.25
-_DITHER = 0.05
-"""Offset between the ``B`` of units carrying the same channel, so that their int8 rounding
-errors do not all fall the same way."""
+"""``a``: a pass-through unit reads the smoothed channel at this weight (2 and 1.5, with fewer
+units, moved 22 and 15 of 2,775 int8 labels on the default model against 11 at 1, at the same
+speed)."""
 _CHECK_FEEDS = 2
 Array = npt.NDArray[np.float32]
 
@@ -93,11 +83,13 @@ class PassThroughReport:
 
 
 @dataclass(frozen=True)
-class _FeedForward:
+class FeedForward:
     norm: NodeProto
     up: str
     """First weight (hidden x inner) and its bias."""
     up_bias: str
+    activation: str
+    """The GELU's input: the hidden units' pre-activations."""
     down: str
     """Second weight (inner x hidden) and its bias."""
     down_bias: str
@@ -125,7 +117,7 @@ def pass_through(
         low, high = lows[block.norm.output[0]], highs[block.norm.output[0]]
         peak = np.maximum(np.abs(low), np.abs(high))
         worst = max(worst, float(peak.max() / np.median(peak)))
-        added = _smooth(block, inits, low, peak, ratio)
+        added = _smooth(block, inits, peak, ratio)
         channels += added[0]
         units += added[1]
     if not channels:
@@ -138,7 +130,7 @@ def pass_through(
     return PassThroughReport(ratio, len(blocks), channels, units, round(worst, 1), change)
 
 
-def feed_forwards(model: ModelProto) -> list[_FeedForward]:
+def feed_forwards(model: ModelProto) -> list[FeedForward]:
     """Each LayerNorm whose output feeds one weight MatMul (+ bias, GELU, weight MatMul, bias)
     and the residual ``Add`` that sums that feed-forward's output with it, in graph order."""
     inits = {init.name for init in model.graph.initializer}
@@ -175,6 +167,7 @@ def feed_forwards(model: ModelProto) -> list[_FeedForward]:
         weights = [up[0].input[1], down.input[1] if down else ""]
         if (
             up_bias is None
+            or gelu is None
             or down is None
             or down_add is None
             or down_bias is None
@@ -182,7 +175,7 @@ def feed_forwards(model: ModelProto) -> list[_FeedForward]:
             or not all(w in inits and len(readers[w]) == 1 for w in weights)
         ):
             continue
-        blocks.append(_FeedForward(norm, weights[0], up_bias, weights[1], down_bias))
+        blocks.append(FeedForward(norm, weights[0], up_bias, gelu.input[0], weights[1], down_bias))
     return blocks
 
 
@@ -195,7 +188,7 @@ def _own_params(norm: NodeProto, inits: set[str], readers: dict[str, list[NodePr
 
 
 def _smooth(
-    block: _FeedForward, inits: dict[str, TensorProto], low: Array, peak: Array, ratio: float
+    block: FeedForward, inits: dict[str, TensorProto], peak: Array, ratio: float
 ) -> tuple[int, int]:
     """Smooth ``block``'s outlier channels in place; return (channels, units added)."""
     from onnx import numpy_helper
@@ -209,38 +202,32 @@ def _smooth(
     gamma_name, beta_name = block.norm.input[1], block.norm.input[2]
     gamma, beta = get(gamma_name), get(beta_name)
     up, up_bias = get(block.up), get(block.up_bias)
-    down, down_bias = get(block.down), get(block.down_bias)
+    down = get(block.down)
     target = ratio * float(np.median(peak))
     chosen = [int(c) for c in np.argsort(peak)[::-1] if peak[c] > target]
     columns: list[Array] = []
-    biases: list[float] = []
     rows: list[Array] = []
     for channel in chosen:
         k = float(peak[channel]) / target
         gamma[channel] /= k
         beta[channel] /= k
         up[channel, :] *= k
-        base = FLOOR + max(0.0, -SLOPE * float(low[channel]) / k) + _MARGIN
         column_peak = max(float(np.abs(down[:, channel]).max()), 1e-6)
         count = max(1, math.ceil((k - 1.0) / (SLOPE * column_peak)))
         weight = (k - 1.0) / (SLOPE * count)
-        for index in range(count):
-            offset = base + _DITHER * index
+        for sign in (1.0, -1.0) * count:  # GELU(v) - GELU(-v) = v, exactly
             column = np.zeros(up.shape[0], np.float32)
-            column[channel] = SLOPE
+            column[channel] = sign * SLOPE
             row = np.zeros(down.shape[1], np.float32)
-            row[channel] = weight
+            row[channel] = sign * weight
             columns.append(column)
-            biases.append(offset)
             rows.append(row)
-            down_bias[channel] -= weight * offset
     if chosen:
         put(gamma_name, gamma)
         put(beta_name, beta)
         put(block.up, np.concatenate([up, np.stack(columns, axis=1)], axis=1))
-        put(block.up_bias, np.concatenate([up_bias, np.asarray(biases, np.float32)]))
+        put(block.up_bias, np.concatenate([up_bias, np.zeros(len(columns), np.float32)]))
         put(block.down, np.concatenate([down, np.stack(rows, axis=0)], axis=0))
-        put(block.down_bias, down_bias)
     return len(chosen), len(rows)
 
 
@@ -248,6 +235,23 @@ def _channel_ranges(
     model: ModelProto, tensors: Sequence[str], feeds: Iterable[Feed], checks: list[Feed]
 ) -> tuple[dict[str, Array], dict[str, Array]]:
     """Per-channel min and max of ``tensors`` over ``feeds``; the first feeds go to ``checks``."""
+    lows: dict[str, Array] = {}
+    highs: dict[str, Array] = {}
+    for feed, values in activations(model, tensors, feeds):
+        if len(checks) < _CHECK_FEEDS:
+            checks.append(feed)
+        for name, value in zip(tensors, values, strict=True):
+            low, high = value.min(axis=0), value.max(axis=0)
+            lows[name] = np.minimum(lows[name], low) if name in lows else low
+            highs[name] = np.maximum(highs[name], high) if name in highs else high
+    return lows, highs
+
+
+def activations(
+    model: ModelProto, tensors: Sequence[str], feeds: Iterable[Feed]
+) -> Iterator[tuple[Feed, list[Array]]]:
+    """Each feed with the values ``model`` computes for ``tensors`` on it, every tensor as rows
+    (all positions, padding included) x its last axis."""
     import onnx
     import onnxruntime as ort
 
@@ -257,18 +261,9 @@ def _channel_ranges(
         probe.graph.output.append(onnx.helper.make_tensor_value_info(name, 1, None))
     session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
     wanted = {i.name for i in session.get_inputs()}
-    lows: dict[str, Array] = {}
-    highs: dict[str, Array] = {}
     for feed in feeds:
-        if len(checks) < _CHECK_FEEDS:
-            checks.append(feed)
         values = session.run(list(tensors), {k: v for k, v in feed.items() if k in wanted})
-        for name, value in zip(tensors, values, strict=True):
-            rows = np.asarray(value).reshape(-1, np.asarray(value).shape[-1])
-            low, high = rows.min(axis=0), rows.max(axis=0)
-            lows[name] = np.minimum(lows[name], low) if name in lows else low
-            highs[name] = np.maximum(highs[name], high) if name in highs else high
-    return lows, highs
+        yield feed, [np.asarray(v).reshape(-1, np.asarray(v).shape[-1]) for v in values]
 
 
 def _unchanged(
@@ -278,4 +273,11 @@ def _unchanged(
     return PassThroughReport(ratio, blocks, 0, 0, 0.0, 0.0, skipped=why)
 
 
-__all__ = ["DEFAULT_RATIO", "FLOOR", "PassThroughReport", "feed_forwards", "pass_through"]
+__all__ = [
+    "DEFAULT_RATIO",
+    "FeedForward",
+    "PassThroughReport",
+    "activations",
+    "feed_forwards",
+    "pass_through",
+]

@@ -167,7 +167,8 @@ def _gate_options(p: argparse.ArgumentParser, min_score: float) -> None:
         "texts and keep the fastest that keeps the fp32 answers; or pin one without measuring "
         "(mul = smoothing as Mul nodes, plain = no smoothing, folded = smoothing folded into "
         "the V projections where possible, fused = ORT BERT fusions + QAttention, smoothed only "
-        "where no node is added (V projections, pass-through units), static = QDQ "
+        "where no node is added (V projections, pass-through units, spiking units split), "
+        "static = QDQ "
         "calibrated on train texts)",
     )
 

@@ -133,6 +133,11 @@ def test_export_registers_and_release_if_missing_then_skips(
     fused = Manifest.read(output).int8_graph["chosen"] == "fused"  # no reshapes left to fix
     expected = f"first_token_only,static_reshapes={0 if fused else 8}"
     assert run_data.params["int8_trim"] == expected
+    units = run_data.params["int8_units"]  # what fused's rewrites did, or why not
+    if fused:
+        assert units.startswith("pass_through") and ",spikes" in units
+    else:
+        assert units == "none"
     assert run_data.metrics["fp16_bytes"] < run_data.metrics["fp32_bytes"]
     assert 0.0 <= run_data.metrics["agreement_fp16_fp32"] <= 1.0
     assert "val_fp16_macro_f1" in run_data.metrics

@@ -64,6 +64,7 @@ def register(exported: ExportResult, release: ReleaseConfig) -> tuple[Registered
         "checkpoint_sha256": manifest.source.get("checkpoint_sha256", ""),
         "int8_smoothing": _smoothing(manifest.source.get("quantization") or {}),
         "int8_trim": _trim(manifest.source.get("quantization") or {}),
+        "int8_units": _units(manifest.source.get("quantization") or {}),
         "int8_graph": manifest.int8_graph.get("chosen", ""),
         "int8_graph_reason": manifest.int8_graph.get("reason", ""),
         "fp16_graph": _fp16_graph(manifest.source.get("fp16")),
@@ -110,6 +111,21 @@ def _trim(quantization: dict[str, Any]) -> str:
         return f"off ({trim['skipped']})"[:500]
     done = ["first_token_only"] if trim.get("first_token_only") else []
     return ",".join([*done, f"static_reshapes={trim.get('static_reshapes', 0)}"])
+
+
+def _units(quantization: dict[str, Any]) -> str:
+    """The hidden units `fused` gained (`clfserve.export.passthrough`, `clfserve.export.spikes`),
+    each rewrite's reason where it was skipped; ``none`` for the other graphs."""
+    parts = []
+    if made := quantization.get("pass_through"):
+        reason = made.get("skipped")
+        parts.append(f"pass_through off ({reason})" if reason else f"pass_through={made['units']}")
+    if made := quantization.get("spikes"):
+        reason = made.get("skipped")
+        parts.append(
+            f"spikes off ({reason})" if reason else f"spikes={made['units']}->{made['copies']}"
+        )
+    return ",".join(parts)[:500] or "none"
 
 
 def _fp16_graph(made: dict[str, Any] | None) -> str:

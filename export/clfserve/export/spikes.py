@@ -7,13 +7,14 @@ deviation 0.01-0.13 across texts), and ~0 on every other row, while no other uni
 6-9. That one value sets the scale, and the rounding step, for every other unit and token.
 
 Such a unit has pre-activations in two clusters far apart: the spike, ``[h_lo, h_hi]``, and the
-rest, at most ``l_hi`` (padding included). Here it becomes ``n`` copies of a unit with
-pre-activation ``a u + b``, where ``a (h_lo - l_hi) = 2 FLOOR + 1/2`` and ``a h_lo + b =
-FLOOR``: on the spike the copies read ``FLOOR``-and-a-little (GELU is the identity there to
-within ``5 Phi(-5) = 1.4e-6``), on the rest ``-FLOOR`` or less (GELU ~0). Their rows of the
-second weight share ``beta`` times the unit's row, ``beta`` chosen so that the copies give the
-spike's mean exactly; the second bias takes the rest's mean GELU value (``c``, real tokens only).
-No node is added and no other unit changes.
+rest, at most ``l_hi`` (padding included); it is split where the gap is at least ``2 FLOOR + 1``
+and the spike narrow enough that the copies read under ``2 FLOOR`` on it. It becomes ``n``
+copies of a unit with pre-activation ``a u + b``, where ``a (h_lo - l_hi) = 2 FLOOR + 1/2`` and
+``a h_lo + b = FLOOR``: on the spike the copies read ``FLOOR``-and-a-little (GELU is the
+identity there to within ``5 Phi(-5) = 1.4e-6``), on the rest ``-FLOOR`` or less (GELU ~0).
+Their rows of the second weight share ``beta`` times the unit's row, ``beta`` chosen so that the
+copies give the spike's mean exactly; the second bias takes the rest's mean GELU value (``c``,
+real tokens only). No node is added and no other unit changes.
 
 This is not exact the way `clfserve.export.passthrough` is: the rest's GELU values (-0.17..0)
 become their mean, and a spike's variation around its mean is scaled by ``beta a``. On the
@@ -72,7 +73,7 @@ class SpikeReport:
     """The largest GELU output of a split unit, before."""
     max_logit_change: float
     not_split: int = 0
-    """Candidates left alone: their two clusters were too close to separate."""
+    """Candidates left alone: their two clusters too close to separate, or the spike too wide."""
     skipped: str = ""
 
 
@@ -175,11 +176,13 @@ def _measure(
 
 
 def _clusters(unit: int, u: Array, is_real: npt.NDArray[np.bool_]) -> _Spike | None:
-    """Split ``u`` at its widest gap; None where the gap is too narrow for the copies."""
+    """Split ``u`` at its widest gap; None where the gap is too narrow for the copies, or the
+    spike so wide that they would read over ``2 FLOOR`` on it (no narrower a range)."""
     ordered = np.sort(u)
     cut = int(np.argmax(np.diff(ordered)))
     low_top, spike_low = float(ordered[cut]), float(ordered[cut + 1])
-    if spike_low - low_top < 2 * FLOOR + 1.0:
+    gap = spike_low - low_top
+    if gap < 2 * FLOOR + 1.0 or _slope(gap) * (float(ordered[-1]) - spike_low) > FLOOR:
         return None
     on_spike = u >= spike_low
     rest = u[~on_spike & is_real]
@@ -190,6 +193,11 @@ def _clusters(unit: int, u: Array, is_real: npt.NDArray[np.bool_]) -> _Spike | N
         float(u[on_spike].mean()),
         float(_gelu(rest).mean()) if len(rest) else 0.0,
     )
+
+
+def _slope(gap: float) -> float:
+    """The copies' slope: the gap between the clusters becomes ``2 FLOOR + 1/2``."""
+    return (2 * FLOOR + 0.5) / gap
 
 
 def _split(block: FeedForward, inits: dict[str, TensorProto], spikes: list[_Spike]) -> int:
@@ -214,7 +222,7 @@ def _split(block: FeedForward, inits: dict[str, TensorProto], spikes: list[_Spik
     taken = 0
     for spike in spikes:
         j = spike.unit
-        slope = (2 * FLOOR + 0.5) / (spike.spike_low - spike.low_top)
+        slope = _slope(spike.spike_low - spike.low_top)
         offset = FLOOR - slope * spike.spike_low
         # beta (slope * mean + offset) = mean - c: the copies give the spike's mean exactly
         beta = (spike.spike_mean - spike.rest_mean_gelu) / (slope * spike.spike_mean + offset)

@@ -171,3 +171,29 @@ def test_an_unfused_graph_has_no_block_to_rewrite(tiny_artefact: Path, tmp_path:
     assert report.feed_forwards == 0
     assert report.skipped.startswith("no LayerNorm -> feed-forward")
     assert report.ratio == SPIKE_RATIO
+
+
+def test_only_a_narrow_spike_far_from_the_rest_is_split() -> None:
+    from clfserve.export.spikes import _clusters
+
+    rng = np.random.default_rng(2)
+    rest = rng.uniform(-14.0, -1.0, 2000)
+    real = np.ones(2040, bool)
+
+    def spike(low: float, high: float) -> np.ndarray:
+        return np.concatenate([rest, rng.uniform(low, high, 40)])
+
+    found = _clusters(0, spike(20.0, 20.5), real)
+    assert found is not None
+    assert found.spike_low >= 20.0
+    assert found.low_top <= -1.0
+    assert found.rest_mean_gelu == pytest.approx(float(np.mean(_gelu_of(rest))), abs=1e-9)
+    assert _clusters(0, spike(8.0, 8.5), real) is None  # 9 from the rest: too close
+    assert _clusters(0, spike(20.0, 35.0), real) is None  # copies would read ~11-15 on it
+
+
+def _gelu_of(x: np.ndarray) -> np.ndarray:
+    from math import erf, sqrt
+
+    values: np.ndarray = np.array([0.5 * v * (1.0 + erf(v / sqrt(2.0))) for v in x])
+    return values

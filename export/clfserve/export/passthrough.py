@@ -57,9 +57,9 @@ DEFAULT_RATIO = 2.0
 """A channel is smoothed down to this multiple of the median channel's peak, where it peaks
 above it."""
 SLOPE = 1.0
-"""``a``: a pass-through unit reads the smoothed channel at this weight (2 and 1.5, with fewer
-units, moved 22 and 15 of 2,775 int8 labels on the default model against 11 at 1, at the same
-speed)."""
+"""``a``: a pass-through unit reads the smoothed channel at this weight (on the default model,
+with the spikes split, a prototype at 2 and 1.5, with fewer units, moved 22 and 15 of 2,775 int8
+labels against 11 at 1, at the same speed)."""
 _CHECK_FEEDS = 2
 Array = npt.NDArray[np.float32]
 
@@ -84,6 +84,9 @@ class PassThroughReport:
 
 @dataclass(frozen=True)
 class FeedForward:
+    """One post-LN feed-forward block: the LayerNorm it reads (which the residual reads too)
+    and the names of its weights, biases and GELU input."""
+
     norm: NodeProto
     up: str
     """First weight (hidden x inner) and its bias."""
